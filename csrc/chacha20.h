@@ -1,0 +1,28 @@
+/* ChaCha20 block function and stream (RFC 8439 section 2.3/2.4), internal to the C core.
+ * Nonce here is the full 96-bit RFC nonce; the AEAD layer builds it from WireGuard's counter. */
+#ifndef WGF_CHACHA20_H
+#define WGF_CHACHA20_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WGF_CHACHA20_BLOCK_LEN 64
+
+/* out = in XOR keystream(key, nonce, starting at block counter `block`). out may equal in. */
+typedef void (*wgf_chacha20_xor_fn)(uint8_t *out, const uint8_t *in, size_t len,
+                                    const uint8_t key[32], const uint8_t nonce[12], uint32_t block);
+
+void wgf_chacha20_block(uint8_t out[64], const uint8_t key[32], const uint8_t nonce[12],
+                        uint32_t block);
+void wgf_chacha20_xor_scalar(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+                             const uint8_t nonce[12], uint32_t block);
+void wgf_chacha20_xor_avx2(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+                           const uint8_t nonce[12], uint32_t block);
+void wgf_chacha20_xor_avx512(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+                             const uint8_t nonce[12], uint32_t block);
+
+/* Dispatches to the implementation selected in aead.c (wgf_impl_select). */
+void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+                      const uint8_t nonce[12], uint32_t block);
+
+#endif

@@ -1,0 +1,30 @@
+/* Poly1305 (RFC 8439 section 2.5) and the AEAD tag construction (section 2.8), internal to the
+ * C core. Each implementation computes the whole RFC 8439 AEAD tag for one message:
+ *   Poly1305(otk, ad || pad16 || ct || pad16 || le64(ad_len) || le64(ct_len))
+ * where otk is the one-time key (first 32 bytes of ChaCha20 block 0). */
+#ifndef WGF_POLY1305_H
+#define WGF_POLY1305_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WGF_POLY1305_KEY_LEN 32
+#define WGF_POLY1305_TAG_LEN 16
+
+typedef void (*wgf_poly1305_aead_fn)(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                                     size_t ad_len, const uint8_t *ct, size_t ct_len);
+
+void wgf_poly1305_aead_scalar(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                              size_t ad_len, const uint8_t *ct, size_t ct_len);
+void wgf_poly1305_aead_avx2(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                            size_t ad_len, const uint8_t *ct, size_t ct_len);
+void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                              size_t ad_len, const uint8_t *ct, size_t ct_len);
+
+/* Plain Poly1305 MAC of one message (for the RFC 8439 section 2.5.2 vector and tests). */
+void wgf_poly1305_mac(uint8_t tag[16], const uint8_t key[32], const uint8_t *msg, size_t len);
+
+/* Constant-time comparison of two 16-byte tags: 0 if equal, -1 otherwise. */
+int wgf_tag_verify(const uint8_t a[16], const uint8_t b[16]);
+
+#endif
