@@ -5,4 +5,6 @@ One extension module; each concept's bindings live in their own .pxi file, inclu
 """
 
 include "aead.pxi"
+include "evp.pxi"
+include "benchloop.pxi"
 include "tables.pxi"

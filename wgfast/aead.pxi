@@ -1,7 +1,7 @@
 # Bindings for csrc/aead.h: batched in-place ChaCha20-Poly1305, one-shot and XChaCha20 forms.
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc
 
 
 cdef extern from "aead.h" nogil:
@@ -56,7 +56,7 @@ cdef const uint8_t *_fixed(const uint8_t[::1] view, Py_ssize_t size, str what) e
     return &view[0]
 
 
-cdef const uint8_t *_ptr(const uint8_t[::1] view):
+cdef const uint8_t *_ptr(const uint8_t[::1] view) noexcept nogil:
     # A zero-length memoryview has no element 0; the C core never reads it when the length is 0.
     if view.shape[0] == 0:
         return <const uint8_t *>b""

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The project's test command (README, and .ci/run calls it). As root it installs everything the
+# tests need on a fresh Debian machine, then runs: the C core's own test program (plain and under
+# ASan/UBSan), ruff, and the pytest suite against the installed package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: needs root (packages, network namespaces, TUN); run it with sudo" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+test_packages=(wireguard-go wireguard-tools iperf3 iproute2 nftables gcc make libc6-dev
+               python3-venv python3-dev libssl3 procps)
+missing=()
+for p in "${test_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+# The stronger baseline (Debian 13's wireguard-go with offloads), where shared/ is beside us.
+if [ -f ../shared/tools/wireguard-go-offload.sh ]; then
+    bash ../shared/tools/wireguard-go-offload.sh
+fi
+
+WGFAST_EXTRAS=test bash scripts/install.sh
+venv=${WGFAST_PREFIX:-/opt/wgfast}
+
+echo "== C core: standalone tests"
+make -s -C csrc clean
+make -s -C csrc test
+echo "== C core: standalone tests under ASan + UBSan"
+make -s -C csrc sanitize
+
+echo "== ruff"
+"$venv/bin/ruff" check wgfast tests bench
+
+echo "== pytest"
+# The venv's pytest (not `python -m pytest`) so that the installed, compiled package is imported
+# rather than the source tree.
+"$venv/bin/pytest" -p no:cacheprovider tests "$@"
