@@ -21,6 +21,21 @@ void wgf_chacha20_xor_avx2(uint8_t *out, const uint8_t *in, size_t len, const ui
 void wgf_chacha20_xor_avx512(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
                              const uint8_t nonce[12], uint32_t block);
 
+/* The AEAD's fused form (RFC 8439 section 2.6 + 2.8): block 0 of (key, nonce) gives the Poly1305
+ * one-time key otk (its first 32 bytes), and out = in XOR keystream from block 1. The SIMD
+ * versions compute block 0 in the same wide pass as the first data blocks instead of a separate
+ * scalar block. out may equal in. */
+typedef void (*wgf_chacha20_xor_otk_fn)(uint8_t otk[32], uint8_t *out, const uint8_t *in,
+                                        size_t len, const uint8_t key[32],
+                                        const uint8_t nonce[12]);
+
+void wgf_chacha20_xor_otk_scalar(uint8_t otk[32], uint8_t *out, const uint8_t *in, size_t len,
+                                 const uint8_t key[32], const uint8_t nonce[12]);
+void wgf_chacha20_xor_otk_avx2(uint8_t otk[32], uint8_t *out, const uint8_t *in, size_t len,
+                               const uint8_t key[32], const uint8_t nonce[12]);
+void wgf_chacha20_xor_otk_avx512(uint8_t otk[32], uint8_t *out, const uint8_t *in, size_t len,
+                                 const uint8_t key[32], const uint8_t nonce[12]);
+
 /* Dispatches to the implementation selected in aead.c (wgf_impl_select). */
 void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
                       const uint8_t nonce[12], uint32_t block);

@@ -1,0 +1,245 @@
+/* ChaCha20-Poly1305 (RFC 8439 section 2.8) with WireGuard's nonce, its batched in-place form,
+ * XChaCha20-Poly1305, and the run-time choice of implementation.
+ *
+ * An implementation is a matched pair: the ChaCha20 of one instruction set with the Poly1305 of
+ * the same one. Seal runs the fused ChaCha20 (block 0 -> one-time key, blocks 1.. -> ciphertext)
+ * and then Poly1305 over the ciphertext; open computes the one-time key, verifies the tag in
+ * constant time, and only then decrypts, so a forged packet never changes the buffer. */
+#include "aead.h"
+
+#include <string.h>
+
+#include "chacha20.h"
+#include "cpu.h"
+#include "poly1305.h"
+
+#define WGF_NONCE_LEN 12
+#define WGF_OTK_LEN WGF_POLY1305_KEY_LEN
+
+/* Poly1305's SIMD variants live in poly1305_*.c, written separately; weak references let the
+ * library still link (falling back to the scalar pair) in a build that lacks one of them. */
+extern void wgf_poly1305_aead_avx2(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                                   size_t ad_len, const uint8_t *ct, size_t ct_len)
+    __attribute__((weak));
+extern void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
+                                     size_t ad_len, const uint8_t *ct, size_t ct_len)
+    __attribute__((weak));
+
+struct aead_impl {
+    int id;
+    const char *name;
+    wgf_chacha20_xor_fn chacha20_xor;
+    wgf_chacha20_xor_otk_fn chacha20_xor_otk;
+    wgf_poly1305_aead_fn poly1305_aead;
+    int (*cpu_ok)(void);
+};
+
+static int cpu_always(void)
+{
+    return 1;
+}
+
+static const struct aead_impl impls[] = {
+    {WGF_IMPL_SCALAR, "scalar", wgf_chacha20_xor_scalar, wgf_chacha20_xor_otk_scalar,
+     wgf_poly1305_aead_scalar, cpu_always},
+#if defined(__x86_64__)
+    {WGF_IMPL_AVX2, "avx2", wgf_chacha20_xor_avx2, wgf_chacha20_xor_otk_avx2,
+     wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
+    {WGF_IMPL_AVX512, "avx512", wgf_chacha20_xor_avx512, wgf_chacha20_xor_otk_avx512,
+     wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
+#endif
+};
+#define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
+
+static const struct aead_impl *impl_find(int id)
+{
+    for (size_t i = 0; i < N_IMPLS; i++)
+        if (impls[i].id == id)
+            return &impls[i];
+    return NULL;
+}
+
+static int impl_usable(const struct aead_impl *im)
+{
+    return im != NULL && im->chacha20_xor && im->chacha20_xor_otk && im->poly1305_aead &&
+           im->cpu_ok();
+}
+
+/* The process-wide choice; NULL until first use. Races on first use are benign: every thread
+ * computes the same answer and stores it atomically. */
+static const struct aead_impl *active_impl;
+
+static const struct aead_impl *impl_best(void)
+{
+    for (size_t i = N_IMPLS; i-- > 0;) /* impls[] is ordered slowest to fastest */
+        if (impl_usable(&impls[i]))
+            return &impls[i];
+    return &impls[0];
+}
+
+static const struct aead_impl *impl(void)
+{
+    const struct aead_impl *im = __atomic_load_n(&active_impl, __ATOMIC_ACQUIRE);
+    if (im == NULL) {
+        im = impl_best();
+        __atomic_store_n(&active_impl, im, __ATOMIC_RELEASE);
+    }
+    return im;
+}
+
+int wgf_impl_supported(int id)
+{
+    return impl_usable(impl_find(id));
+}
+
+int wgf_impl_select(int id)
+{
+    const struct aead_impl *im = id == WGF_IMPL_AUTO ? impl_best() : impl_find(id);
+    if (!impl_usable(im))
+        return -1;
+    __atomic_store_n(&active_impl, im, __ATOMIC_RELEASE);
+    return 0;
+}
+
+int wgf_impl_active(void)
+{
+    return impl()->id;
+}
+
+const char *wgf_impl_name(int id)
+{
+    if (id == WGF_IMPL_AUTO)
+        return "auto";
+    const struct aead_impl *im = impl_find(id);
+    return im ? im->name : "unknown";
+}
+
+void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
+                      const uint8_t nonce[12], uint32_t block)
+{
+    impl()->chacha20_xor(out, in, len, key, nonce, block);
+}
+
+void wgf_memzero(void *p, size_t len)
+{
+    memset(p, 0, len);
+    /* The empty asm "reads" p's memory, so the memset cannot be dropped as a dead store. */
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+}
+
+/* WireGuard's 96-bit nonce: 32 zero bits then the little-endian 64-bit counter. */
+static void wg_nonce(uint8_t nonce[WGF_NONCE_LEN], uint64_t counter)
+{
+    memset(nonce, 0, 4);
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(counter >> (8 * i));
+}
+
+static void seal_with(const struct aead_impl *im, uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t *ad, size_t ad_len, const uint8_t nonce[WGF_NONCE_LEN],
+                      const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t otk[WGF_OTK_LEN];
+    im->chacha20_xor_otk(otk, dst, src, len, key, nonce);
+    im->poly1305_aead(dst + len, otk, ad, ad_len, dst, len);
+    wgf_memzero(otk, sizeof(otk));
+}
+
+/* len is ciphertext||tag, already checked >= 16. */
+static int open_with(const struct aead_impl *im, uint8_t *dst, const uint8_t *src, size_t len,
+                     const uint8_t *ad, size_t ad_len, const uint8_t nonce[WGF_NONCE_LEN],
+                     const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t block0[WGF_CHACHA20_BLOCK_LEN];
+    uint8_t tag[WGF_AEAD_TAG_LEN];
+    size_t ct_len = len - WGF_AEAD_TAG_LEN;
+
+    wgf_chacha20_block(block0, key, nonce, 0);
+    im->poly1305_aead(tag, block0, ad, ad_len, src, ct_len);
+    wgf_memzero(block0, sizeof(block0));
+    int ok = wgf_tag_verify(tag, src + ct_len) == 0;
+    wgf_memzero(tag, sizeof(tag));
+    if (!ok)
+        return -1;
+    im->chacha20_xor(dst, src, ct_len, key, nonce, 1);
+    return 0;
+}
+
+void wgf_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
+                   uint64_t counter, const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t nonce[WGF_NONCE_LEN];
+    wg_nonce(nonce, counter);
+    seal_with(impl(), dst, src, len, ad, ad_len, nonce, key);
+}
+
+int wgf_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
+                  uint64_t counter, const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t nonce[WGF_NONCE_LEN];
+    if (len < WGF_AEAD_TAG_LEN)
+        return -1;
+    wg_nonce(nonce, counter);
+    return open_with(impl(), dst, src, len, ad, ad_len, nonce, key);
+}
+
+void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    const struct aead_impl *im = impl();
+    uint8_t nonce[WGF_NONCE_LEN];
+    for (size_t i = 0; i < n; i++) {
+        wg_nonce(nonce, pkts[i].counter);
+        seal_with(im, pkts[i].data, pkts[i].data, pkts[i].len, NULL, 0, nonce, key);
+        pkts[i].result = 0;
+    }
+}
+
+size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    const struct aead_impl *im = impl();
+    uint8_t nonce[WGF_NONCE_LEN];
+    size_t opened = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (pkts[i].len < WGF_AEAD_TAG_LEN) {
+            pkts[i].result = -1;
+            continue;
+        }
+        wg_nonce(nonce, pkts[i].counter);
+        pkts[i].result = open_with(im, pkts[i].data, pkts[i].data, pkts[i].len, NULL, 0, nonce,
+                                   key);
+        opened += pkts[i].result == 0;
+    }
+    return opened;
+}
+
+/* XChaCha20: HChaCha20(key, nonce[0..16)) is the subkey; the ChaCha20 nonce is 32 zero bits
+ * then nonce[16..24) (draft-irtf-cfrg-xchacha-03 section 2.3). */
+static void xchacha_setup(uint8_t subkey[WGF_AEAD_KEY_LEN], uint8_t chacha_nonce[WGF_NONCE_LEN],
+                          const uint8_t nonce[WGF_XAEAD_NONCE_LEN],
+                          const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    wgf_hchacha20(subkey, key, nonce);
+    memset(chacha_nonce, 0, 4);
+    memcpy(chacha_nonce + 4, nonce + WGF_HCHACHA_NONCE_LEN, 8);
+}
+
+void wgf_xaead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
+                    const uint8_t nonce[WGF_XAEAD_NONCE_LEN], const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t subkey[WGF_AEAD_KEY_LEN], chacha_nonce[WGF_NONCE_LEN];
+    xchacha_setup(subkey, chacha_nonce, nonce, key);
+    seal_with(impl(), dst, src, len, ad, ad_len, chacha_nonce, subkey);
+    wgf_memzero(subkey, sizeof(subkey));
+}
+
+int wgf_xaead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
+                   const uint8_t nonce[WGF_XAEAD_NONCE_LEN], const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t subkey[WGF_AEAD_KEY_LEN], chacha_nonce[WGF_NONCE_LEN];
+    if (len < WGF_AEAD_TAG_LEN)
+        return -1;
+    xchacha_setup(subkey, chacha_nonce, nonce, key);
+    int rc = open_with(impl(), dst, src, len, ad, ad_len, chacha_nonce, subkey);
+    wgf_memzero(subkey, sizeof(subkey));
+    return rc;
+}
