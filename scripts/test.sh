@@ -42,3 +42,6 @@ echo "== pytest"
 # The venv's pytest (not `python -m pytest`) so that the installed, compiled package is imported
 # rather than the source tree.
 "$venv/bin/pytest" -p no:cacheprovider tests "$@"
+
+echo '== benchmarks, once each as a smoke test (figures come from wgfast bench)'
+"$venv/bin/pytest" -p no:cacheprovider -q bench --benchmark-disable
