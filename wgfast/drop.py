@@ -1,0 +1,26 @@
+"""Why the protocol core dropped an incoming datagram: one name per rejection path.
+
+The device keeps a counter per reason (`DeviceState.drops`); nothing the core rejects raises.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DropReason(StrEnum):
+    BAD_LENGTH = "bad_length"
+    BAD_TYPE = "bad_type"
+    BAD_MAC1 = "bad_mac1"
+    BAD_MAC2 = "bad_mac2"  # under load, with mac2 present but not matching our cookie
+    COOKIE_REQUIRED = "cookie_required"  # under load, no valid mac2: answered with a cookie reply
+    RATE_LIMITED = "rate_limited"
+    DECRYPT_FAILED = "decrypt_failed"
+    UNKNOWN_PEER = "unknown_peer"  # initiation decrypted to a static key we have no peer for
+    UNKNOWN_INDEX = "unknown_index"
+    STALE_TIMESTAMP = "stale_timestamp"
+    HANDSHAKE_FLOOD = "handshake_flood"  # more than one initiation per 20 ms from one peer
+    WRONG_STATE = "wrong_state"  # e.g. a response for a handshake we did not initiate
+    BAD_KEY = "bad_key"  # a low-order point: the X25519 result was all zeros
+    UNEXPECTED_COOKIE = "unexpected_cookie"  # cookie reply without a mac1 we sent
+    NO_IDENTITY = "no_identity"  # the device has no private key yet

@@ -1,0 +1,50 @@
+"""Local sender indices: random 32-bit values, unique per device (kernel index hashtable).
+
+An index first names a peer's handshake in progress; when the session is derived the keypair
+takes the index over (`replace`), so the receiver index of a response finds the handshake and the
+receiver index of a data packet finds the keypair. Randomness is injectable for tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wgfast.keypair import Keypair
+
+if TYPE_CHECKING:
+    from wgfast.peer import Peer
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    peer: Peer
+    keypair: Keypair | None  # None: the index names the peer's handshake
+
+
+class IndexTable:
+    def __init__(self, random_u32: Callable[[], int] = lambda: secrets.randbits(32)) -> None:
+        self._random_u32 = random_u32
+        self._entries: dict[int, IndexEntry] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def allocate(self, peer: Peer) -> int:
+        while True:
+            index = self._random_u32() & 0xFFFFFFFF
+            if index not in self._entries:
+                self._entries[index] = IndexEntry(peer, None)
+                return index
+
+    def replace(self, index: int, keypair: Keypair) -> None:
+        self._entries[index].keypair = keypair
+
+    def remove(self, index: int | None) -> None:
+        if index is not None:
+            self._entries.pop(index, None)
+
+    def lookup(self, index: int) -> IndexEntry | None:
+        return self._entries.get(index)
