@@ -21,6 +21,12 @@ void wgf_poly1305_aead_avx2(uint8_t tag[16], const uint8_t otk[32], const uint8_
 void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
                               size_t ad_len, const uint8_t *ct, size_t ct_len);
 
+/* The avx2 variant needs AVX2. The avx512 variant's vector loop needs AVX-512F and AVX-512 IFMA
+ * (vpmadd52luq/huq); it checks for them itself on every call and, without them, computes the tag
+ * with the AVX2 code instead (so it still needs AVX2). Call it only where wgf_cpu_has_avx512()
+ * holds; this says whether its IFMA loop actually runs (for tests, benchmarks, reports). */
+int wgf_poly1305_avx512_usable(void);
+
 /* Plain Poly1305 MAC of one message (for the RFC 8439 section 2.5.2 vector and tests). */
 void wgf_poly1305_mac(uint8_t tag[16], const uint8_t key[32], const uint8_t *msg, size_t len);
 
