@@ -73,3 +73,28 @@ def test_wrong_lengths_rejected():
 def test_keypair_repr_hides_private():
     kp = keys.KeyPair.from_private(RFC_PRIVATE)
     assert RFC_PRIVATE.hex() not in repr(kp) and keys.to_base64(RFC_PRIVATE) not in repr(kp)
+
+
+def test_interoperates_with_wg_tool():
+    """`wg` itself as the oracle: its genkey/genpsk output parses, its pubkey matches ours."""
+    import subprocess
+
+    from conftest import needs_cmd
+
+    wg = needs_cmd("wg")
+
+    def run(*args: str, stdin: str = "") -> str:
+        return subprocess.run([wg, *args], input=stdin, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
+    private_text = run("genkey")
+    private = keys.from_base64(private_text)
+    assert private == keys.clamp(private)
+    assert keys.from_base64(run("pubkey", stdin=private_text)) == keys.public_key(private)
+    ours = keys.generate_private_key()
+    assert run("pubkey", stdin=keys.to_base64(ours)) == keys.to_base64(keys.public_key(ours))
+    assert len(keys.from_base64(run("genpsk"))) == 32
+    # wg refuses a non-canonical key just as we do.
+    bad = "A" * 42 + "B="
+    proc = subprocess.run([wg, "pubkey"], input=bad, capture_output=True, text=True, timeout=10)
+    assert proc.returncode != 0
