@@ -187,6 +187,18 @@ WGF_TEST(allowedips_lookup_packets)
     const uint8_t *addrs[3] = { p4 + 16, p6 + 8, p6 + 8 };
     wgf_allowedips_lookup_batch(t, fams, addrs, peers, 3);
     CHECK(peers[0] == 2 && peers[1] == 3 && peers[2] == 0);
+
+    /* More packets than one lock-step group, families and validity interleaved. */
+    const uint8_t *many[21];
+    size_t many_lens[21];
+    uint32_t many_peers[21];
+    for (int i = 0; i < 21; i++) {
+        many[i] = i % 3 == 0 ? p4 : i % 3 == 1 ? p6 : bad;
+        many_lens[i] = i % 3 == 0 ? 20 : 40;
+    }
+    wgf_allowedips_lookup_packets(t, many, many_lens, 21, WGF_IP_DESTINATION, many_peers);
+    for (int i = 0; i < 21; i++)
+        CHECK(many_peers[i] == (i % 3 == 0 ? 2u : i % 3 == 1 ? 4u : 0u));
     wgf_allowedips_free(t);
 }
 
@@ -383,8 +395,10 @@ static void random_workload(int family, uint64_t seed)
         }
         CHECK(wgf_allowedips_count(t) == r.n);
         CHECK(wgf_allowedips_node_count(t) <= 2 * r.n);
+        static uint8_t queries[400][16];
+        uint32_t wants[400];
         for (int q = 0; q < 400; q++) {
-            uint8_t a[16];
+            uint8_t *a = queries[q];
             if (q % 8 == 0)
                 for (unsigned i = 0; i < 16; i++)
                     a[i] = (uint8_t)rnd();
@@ -402,7 +416,22 @@ static void random_workload(int family, uint64_t seed)
             if (got != want && mismatches++ < 5)
                 fprintf(stderr, "v%d lookup: got peer %u, want %u\n", family, got, want);
             CHECK(got == want);
+            wants[q] = want;
         }
+        /* The lock-step batch walk must agree with the reference too, at every batch size. */
+        uint8_t fams[400];
+        const uint8_t *ptrs[400];
+        uint32_t batch_peers[400];
+        for (int q = 0; q < 400; q++) {
+            fams[q] = (uint8_t)family;
+            ptrs[q] = queries[q];
+        }
+        size_t batch = 1 + (size_t)round % 19;
+        for (size_t q = 0; q < 400; q += batch)
+            wgf_allowedips_lookup_batch(t, fams + q, ptrs + q, batch_peers + q,
+                                        400 - q < batch ? 400 - q : batch);
+        for (int q = 0; q < 400; q++)
+            CHECK(batch_peers[q] == wants[q]);
         compare_enumeration(t, &r, npeers);
     }
     CHECK(r.n > 100); /* the workload kept a real table, not an empty one */
