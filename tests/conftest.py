@@ -39,3 +39,16 @@ def needs_cmd(name: str) -> str:
     require(path is not None, f"needs the `{name}` command (see the README's test command)")
     assert path is not None
     return path
+
+
+@pytest.fixture
+def netns_pool():
+    """Network namespaces for one test (see tests/netns.py); all removed afterwards.
+
+    Needs root and the `ip` command (skips, or fails under CI=true, without them)."""
+    from netns import NetnsPool
+
+    needs_root()
+    needs_cmd("ip")
+    with NetnsPool() as pool:
+        yield pool

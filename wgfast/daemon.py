@@ -182,7 +182,11 @@ def _launch_daemon(interface: str) -> int:
     env[ENV_READY_FD] = str(write_end)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    keep_output = ENV_LOG_LEVEL in os.environ and _log_level() is not None
+    keep_output = (
+        ENV_LOG_LEVEL in os.environ
+        and _log_level() is not None
+        and not os.environ.get(ENV_LOG_FILE)
+    )
     output = None if keep_output else subprocess.DEVNULL
     try:
         child = subprocess.Popen(
