@@ -130,3 +130,13 @@ def test_jar_and_checker_agree():
     with_macs = jar.add_macs(message, 0.0)
     assert checker.check_mac1(with_macs)
     assert not checker.check_mac1(with_macs[:-33] + b"\xff" + with_macs[-32:])
+
+
+def test_load_tracker_stays_under_load_for_a_second():
+    from wgfast.device_state import LoadTracker
+
+    tracker = LoadTracker(queue_capacity=4096)
+    assert not tracker.under_load(511, 0.0)
+    assert tracker.under_load(512, 0.0)
+    assert tracker.under_load(0, 0.99)
+    assert not tracker.under_load(0, 1.0)
