@@ -30,6 +30,7 @@ struct aead_impl {
     const char *name;
     wgf_chacha20_xor_fn chacha20_xor;
     wgf_chacha20_xor_otk_fn chacha20_xor_otk;
+    wgf_chacha20_otk_batch_fn chacha20_otk_batch;
     wgf_poly1305_aead_fn poly1305_aead;
     int (*cpu_ok)(void);
 };
@@ -41,12 +42,12 @@ static int cpu_always(void)
 
 static const struct aead_impl impls[] = {
     {WGF_IMPL_SCALAR, "scalar", wgf_chacha20_xor_scalar, wgf_chacha20_xor_otk_scalar,
-     wgf_poly1305_aead_scalar, cpu_always},
+     wgf_chacha20_otk_batch_scalar,      wgf_poly1305_aead_scalar, cpu_always},
 #if defined(__x86_64__)
     {WGF_IMPL_AVX2, "avx2", wgf_chacha20_xor_avx2, wgf_chacha20_xor_otk_avx2,
-     wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
+     wgf_chacha20_otk_batch_avx2,      wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
     {WGF_IMPL_AVX512, "avx512", wgf_chacha20_xor_avx512, wgf_chacha20_xor_otk_avx512,
-     wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
+     wgf_chacha20_otk_batch_avx512,      wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
 #endif
 };
 #define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
@@ -61,7 +62,8 @@ static const struct aead_impl *impl_find(int id)
 
 static int impl_usable(const struct aead_impl *im)
 {
-    return im != NULL && im->chacha20_xor && im->chacha20_xor_otk && im->poly1305_aead &&
+    return im != NULL && im->chacha20_xor && im->chacha20_xor_otk &&
+           im->chacha20_otk_batch && im->poly1305_aead &&
            im->cpu_ok();
 }
 
@@ -145,24 +147,32 @@ static void seal_with(const struct aead_impl *im, uint8_t *dst, const uint8_t *s
     wgf_memzero(otk, sizeof(otk));
 }
 
-/* len is ciphertext||tag, already checked >= 16. */
-static int open_with(const struct aead_impl *im, uint8_t *dst, const uint8_t *src, size_t len,
-                     const uint8_t *ad, size_t ad_len, const uint8_t nonce[WGF_NONCE_LEN],
-                     const uint8_t key[WGF_AEAD_KEY_LEN])
+/* len is ciphertext||tag, already checked >= 16; otk is this message's one-time key. */
+static int open_with_otk(const struct aead_impl *im, uint8_t *dst, const uint8_t *src, size_t len,
+                         const uint8_t *ad, size_t ad_len, const uint8_t nonce[WGF_NONCE_LEN],
+                         const uint8_t key[WGF_AEAD_KEY_LEN], const uint8_t otk[WGF_OTK_LEN])
 {
-    uint8_t block0[WGF_CHACHA20_BLOCK_LEN];
     uint8_t tag[WGF_AEAD_TAG_LEN];
     size_t ct_len = len - WGF_AEAD_TAG_LEN;
 
-    wgf_chacha20_block(block0, key, nonce, 0);
-    im->poly1305_aead(tag, block0, ad, ad_len, src, ct_len);
-    wgf_memzero(block0, sizeof(block0));
+    im->poly1305_aead(tag, otk, ad, ad_len, src, ct_len);
     int ok = wgf_tag_verify(tag, src + ct_len) == 0;
     wgf_memzero(tag, sizeof(tag));
     if (!ok)
         return -1;
     im->chacha20_xor(dst, src, ct_len, key, nonce, 1);
     return 0;
+}
+
+static int open_with(const struct aead_impl *im, uint8_t *dst, const uint8_t *src, size_t len,
+                     const uint8_t *ad, size_t ad_len, const uint8_t nonce[WGF_NONCE_LEN],
+                     const uint8_t key[WGF_AEAD_KEY_LEN])
+{
+    uint8_t otk[1][WGF_OTK_LEN];
+    im->chacha20_otk_batch(otk, key, (const uint8_t(*)[WGF_NONCE_LEN])nonce, 1);
+    int rc = open_with_otk(im, dst, src, len, ad, ad_len, nonce, key, otk[0]);
+    wgf_memzero(otk, sizeof(otk));
+    return rc;
 }
 
 void wgf_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
@@ -197,18 +207,30 @@ void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WG
 size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WGF_AEAD_KEY_LEN])
 {
     const struct aead_impl *im = impl();
-    uint8_t nonce[WGF_NONCE_LEN];
+    uint8_t nonces[WGF_CHACHA20_OTK_BATCH_MAX][WGF_NONCE_LEN];
+    uint8_t otks[WGF_CHACHA20_OTK_BATCH_MAX][WGF_OTK_LEN];
     size_t opened = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (pkts[i].len < WGF_AEAD_TAG_LEN) {
-            pkts[i].result = -1;
-            continue;
+
+    /* One-time keys for a group of packets at once (one per SIMD lane), then each packet's tag
+     * is checked and only an authentic packet is decrypted. */
+    for (size_t first = 0; first < n; first += WGF_CHACHA20_OTK_BATCH_MAX) {
+        size_t group = n - first < WGF_CHACHA20_OTK_BATCH_MAX ? n - first
+                                                               : WGF_CHACHA20_OTK_BATCH_MAX;
+        for (size_t j = 0; j < group; j++)
+            wg_nonce(nonces[j], pkts[first + j].counter);
+        im->chacha20_otk_batch(otks, key, (const uint8_t(*)[WGF_NONCE_LEN])nonces, group);
+        for (size_t j = 0; j < group; j++) {
+            struct wgf_packet *p = &pkts[first + j];
+            if (p->len < WGF_AEAD_TAG_LEN) {
+                p->result = -1;
+                continue;
+            }
+            p->result = open_with_otk(im, p->data, p->data, p->len, NULL, 0, nonces[j], key,
+                                      otks[j]);
+            opened += p->result == 0;
         }
-        wg_nonce(nonce, pkts[i].counter);
-        pkts[i].result = open_with(im, pkts[i].data, pkts[i].data, pkts[i].len, NULL, 0, nonce,
-                                   key);
-        opened += pkts[i].result == 0;
     }
+    wgf_memzero(otks, sizeof(otks));
     return opened;
 }
 

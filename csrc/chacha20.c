@@ -129,6 +129,19 @@ void wgf_chacha20_xor_otk_scalar(uint8_t otk[32], uint8_t *out, const uint8_t *i
     wgf_chacha20_xor_scalar(out, in, len, key, nonce, 1);
 }
 
+void wgf_chacha20_otk_batch_scalar(uint8_t (*otk)[32], const uint8_t key[32],
+                                   const uint8_t (*nonce)[12], size_t n)
+{
+    uint8_t block0[WGF_CHACHA20_BLOCK_LEN];
+    if (n > WGF_CHACHA20_OTK_BATCH_MAX)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        wgf_chacha20_block(block0, key, nonce[i], 0);
+        memcpy(otk[i], block0, 32);
+    }
+    wgf_memzero(block0, sizeof(block0));
+}
+
 void wgf_hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16])
 {
     uint32_t x[16];

@@ -36,6 +36,21 @@ void wgf_chacha20_xor_otk_avx2(uint8_t otk[32], uint8_t *out, const uint8_t *in,
 void wgf_chacha20_xor_otk_avx512(uint8_t otk[32], uint8_t *out, const uint8_t *in, size_t len,
                                  const uint8_t key[32], const uint8_t nonce[12]);
 
+/* One-time keys for up to WGF_CHACHA20_OTK_BATCH_MAX messages under one key: otk[i] = first 32
+ * bytes of block 0 of (key, nonce[i]). Open needs the key before it may decrypt, so the batch
+ * form computes a whole batch's keys in one SIMD pass (one message per lane) instead of one
+ * mostly idle pass per packet. n = 0 or n > the maximum does nothing. */
+#define WGF_CHACHA20_OTK_BATCH_MAX 16
+typedef void (*wgf_chacha20_otk_batch_fn)(uint8_t (*otk)[32], const uint8_t key[32],
+                                          const uint8_t (*nonce)[12], size_t n);
+
+void wgf_chacha20_otk_batch_scalar(uint8_t (*otk)[32], const uint8_t key[32],
+                                   const uint8_t (*nonce)[12], size_t n);
+void wgf_chacha20_otk_batch_avx2(uint8_t (*otk)[32], const uint8_t key[32],
+                                 const uint8_t (*nonce)[12], size_t n);
+void wgf_chacha20_otk_batch_avx512(uint8_t (*otk)[32], const uint8_t key[32],
+                                   const uint8_t (*nonce)[12], size_t n);
+
 /* Dispatches to the implementation selected in aead.c (wgf_impl_select). */
 void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
                       const uint8_t nonce[12], uint32_t block);

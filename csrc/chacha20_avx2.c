@@ -72,8 +72,24 @@ struct ks_block {
     __m256i lo, hi;
 };
 
-/* 8 blocks: ks[b] = keystream block (w[12] + b). */
-static inline void pass8(struct ks_block ks[8], const struct chacha_state *s)
+/* Initial states of consecutive blocks (w[12] + lane) of one stream, for 8 or 4 lanes. The
+ * 32-bit lane add makes the counter wrap exactly like the scalar one. */
+static inline void init8(__m256i init[16], const struct chacha_state *s)
+{
+    for (int i = 0; i < 16; i++)
+        init[i] = _mm256_set1_epi32((int)s->w[i]);
+    init[12] = _mm256_add_epi32(init[12], _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline void init4(__m128i init[16], const struct chacha_state *s)
+{
+    for (int i = 0; i < 16; i++)
+        init[i] = _mm_set1_epi32((int)s->w[i]);
+    init[12] = _mm_add_epi32(init[12], _mm_setr_epi32(0, 1, 2, 3));
+}
+
+/* 8 blocks, one per lane of the initial states init: ks[b] = keystream block of lane b. */
+static inline void pass8(struct ks_block ks[8], const __m256i init[16])
 {
     const __m256i rot16 = _mm256_setr_epi32(ROT16_PATTERN, ROT16_PATTERN);
     const __m256i rot8 = _mm256_setr_epi32(ROT8_PATTERN, ROT8_PATTERN);
@@ -82,11 +98,7 @@ static inline void pass8(struct ks_block ks[8], const struct chacha_state *s)
 #define ROL16(v) _mm256_shuffle_epi8(v, rot16)
 #define ROL8(v) _mm256_shuffle_epi8(v, rot8)
 #define ROL(v, n) _mm256_or_si256(_mm256_slli_epi32(v, n), _mm256_srli_epi32(v, 32 - (n)))
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i x[16], init[16];
-    for (int i = 0; i < 16; i++)
-        init[i] = _mm256_set1_epi32((int)s->w[i]);
-    init[12] = ADD(init[12], lane); /* 32-bit lane add: the counter wraps like the scalar one */
+    __m256i x[16];
     for (int i = 0; i < 16; i++)
         x[i] = init[i];
     for (int r = 0; r < CHACHA20_DOUBLE_ROUNDS; r++)
@@ -119,8 +131,8 @@ static inline void pass8(struct ks_block ks[8], const struct chacha_state *s)
     }
 }
 
-/* 4 blocks on xmm lanes: ks[b] = keystream block (w[12] + b), b < 4. */
-static inline void pass4(struct ks_block ks[4], const struct chacha_state *s)
+/* 4 blocks on xmm lanes: ks[b] = keystream block of lane b, b < 4. */
+static inline void pass4(struct ks_block ks[4], const __m128i init[16])
 {
     const __m128i rot16 = _mm_setr_epi32(ROT16_PATTERN);
     const __m128i rot8 = _mm_setr_epi32(ROT8_PATTERN);
@@ -129,11 +141,7 @@ static inline void pass4(struct ks_block ks[4], const struct chacha_state *s)
 #define ROL16(v) _mm_shuffle_epi8(v, rot16)
 #define ROL8(v) _mm_shuffle_epi8(v, rot8)
 #define ROL(v, n) _mm_or_si128(_mm_slli_epi32(v, n), _mm_srli_epi32(v, 32 - (n)))
-    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-    __m128i x[16], init[16];
-    for (int i = 0; i < 16; i++)
-        init[i] = _mm_set1_epi32((int)s->w[i]);
-    init[12] = ADD(init[12], lane);
+    __m128i x[16];
     for (int i = 0; i < 16; i++)
         x[i] = init[i];
     for (int r = 0; r < CHACHA20_DOUBLE_ROUNDS; r++)
@@ -214,12 +222,16 @@ static void chacha20_stream(struct chacha_sink *k, struct chacha_state *s)
     struct ks_block ks[8];
     size_t need;
     while ((need = sink_blocks(k)) > 4) {
-        pass8(ks, s);
+        __m256i init[16];
+        init8(init, s);
+        pass8(ks, init);
         sink_emit(k, ks, need < 8 ? need : 8);
         s->w[12] += 8;
     }
     if (need > 0) {
-        pass4(ks, s);
+        __m128i init[16];
+        init4(init, s);
+        pass4(ks, init);
         sink_emit(k, ks, need);
     }
     for (int i = 0; i < 8; i++)
@@ -244,6 +256,45 @@ void wgf_chacha20_xor_otk_avx2(uint8_t otk[32], uint8_t *out, const uint8_t *in,
     struct chacha_sink k = {out, in, len, otk};
     state_init(&s, key, nonce, 0);
     chacha20_stream(&k, &s);
+}
+
+void wgf_chacha20_otk_batch_avx2(uint8_t (*otk)[32], const uint8_t key[32],
+                                 const uint8_t (*nonce)[12], size_t n)
+{
+    struct chacha_state s;
+    uint32_t lane_words[3][8] = {{0}}; /* words 13..15 (the nonce) of each lane */
+    struct ks_block ks[8];
+
+    if (n == 0 || n > WGF_CHACHA20_OTK_BATCH_MAX)
+        return;
+    state_init(&s, key, nonce[0], 0);
+    for (size_t first = 0; first < n; first += 8) {
+        size_t lanes = n - first < 8 ? n - first : 8;
+        for (size_t b = 0; b < lanes; b++)
+            for (int i = 0; i < 3; i++)
+                lane_words[i][b] = load_le32(nonce[first + b] + 4 * i);
+        if (lanes > 4) {
+            __m256i init[16];
+            for (int i = 0; i < 13; i++)
+                init[i] = _mm256_set1_epi32((int)s.w[i]); /* word 12, the counter, is 0 */
+            for (int i = 0; i < 3; i++)
+                init[13 + i] = _mm256_loadu_si256((const __m256i *)lane_words[i]);
+            pass8(ks, init);
+        } else {
+            __m128i init[16];
+            for (int i = 0; i < 13; i++)
+                init[i] = _mm_set1_epi32((int)s.w[i]);
+            for (int i = 0; i < 3; i++)
+                init[13 + i] = _mm_loadu_si128((const __m128i *)lane_words[i]);
+            pass4(ks, init);
+        }
+        for (size_t b = 0; b < lanes; b++)
+            _mm256_storeu_si256((__m256i *)otk[first + b], ks[b].lo);
+    }
+    for (int i = 0; i < 8; i++)
+        ks[i].lo = ks[i].hi = _mm256_setzero_si256();
+    __asm__ __volatile__("" : : "r"(ks) : "memory");
+    wgf_memzero(&s, sizeof(s));
 }
 
 #endif

@@ -66,17 +66,37 @@ static inline void state_init(struct chacha_state *s, const uint8_t key[32],
         QUARTER_ROUND(x[3], x[4], x[9], x[14]);                                                \
     } while (0)
 
-/* 16 blocks: ks[b] = keystream block (w[12] + b). */
-static inline void pass16(__m512i ks[16], const struct chacha_state *s)
+/* Initial states of consecutive blocks (w[12] + lane) of one stream, for 16, 8 or 4 lanes.
+ * The 32-bit lane add makes the counter wrap exactly like the scalar one. */
+static inline void init16(__m512i init[16], const struct chacha_state *s)
+{
+    for (int i = 0; i < 16; i++)
+        init[i] = _mm512_set1_epi32((int)s->w[i]);
+    init[12] = _mm512_add_epi32(
+        init[12], _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+}
+
+static inline void init8(__m256i init[16], const struct chacha_state *s)
+{
+    for (int i = 0; i < 16; i++)
+        init[i] = _mm256_set1_epi32((int)s->w[i]);
+    init[12] = _mm256_add_epi32(init[12], _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline void init4(__m128i init[16], const struct chacha_state *s)
+{
+    for (int i = 0; i < 16; i++)
+        init[i] = _mm_set1_epi32((int)s->w[i]);
+    init[12] = _mm_add_epi32(init[12], _mm_setr_epi32(0, 1, 2, 3));
+}
+
+/* 16 blocks, one per lane of the initial states init: ks[b] = keystream block of lane b. */
+static inline void pass16(__m512i ks[16], const __m512i init[16])
 {
 #define ADD _mm512_add_epi32
 #define XOR _mm512_xor_si512
 #define ROL _mm512_rol_epi32
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i x[16], init[16];
-    for (int i = 0; i < 16; i++)
-        init[i] = _mm512_set1_epi32((int)s->w[i]);
-    init[12] = ADD(init[12], lane); /* 32-bit lane add: the counter wraps like the scalar one */
+    __m512i x[16];
     for (int i = 0; i < 16; i++)
         x[i] = init[i];
     for (int r = 0; r < CHACHA20_DOUBLE_ROUNDS; r++)
@@ -111,17 +131,13 @@ static inline void pass16(__m512i ks[16], const struct chacha_state *s)
     }
 }
 
-/* 8 blocks on ymm lanes: ks[b] = keystream block (w[12] + b), b < 8. */
-static inline void pass8(__m512i ks[8], const struct chacha_state *s)
+/* 8 blocks on ymm lanes: ks[b] = keystream block of lane b, b < 8. */
+static inline void pass8(__m512i ks[8], const __m256i init[16])
 {
 #define ADD _mm256_add_epi32
 #define XOR _mm256_xor_si256
 #define ROL _mm256_rol_epi32
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256i x[16], init[16];
-    for (int i = 0; i < 16; i++)
-        init[i] = _mm256_set1_epi32((int)s->w[i]);
-    init[12] = ADD(init[12], lane);
+    __m256i x[16];
     for (int i = 0; i < 16; i++)
         x[i] = init[i];
     for (int r = 0; r < CHACHA20_DOUBLE_ROUNDS; r++)
@@ -152,17 +168,13 @@ static inline void pass8(__m512i ks[8], const struct chacha_state *s)
     }
 }
 
-/* 4 blocks on xmm lanes: ks[b] = keystream block (w[12] + b), b < 4. */
-static inline void pass4(__m512i ks[4], const struct chacha_state *s)
+/* 4 blocks on xmm lanes: ks[b] = keystream block of lane b, b < 4. */
+static inline void pass4(__m512i ks[4], const __m128i init[16])
 {
 #define ADD _mm_add_epi32
 #define XOR _mm_xor_si128
 #define ROL _mm_rol_epi32
-    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-    __m128i x[16], init[16];
-    for (int i = 0; i < 16; i++)
-        init[i] = _mm_set1_epi32((int)s->w[i]);
-    init[12] = ADD(init[12], lane);
+    __m128i x[16];
     for (int i = 0; i < 16; i++)
         x[i] = init[i];
     for (int r = 0; r < CHACHA20_DOUBLE_ROUNDS; r++)
@@ -233,15 +245,21 @@ static void chacha20_stream(struct chacha_sink *k, struct chacha_state *s)
     __m512i ks[16];
     size_t need;
     while ((need = sink_blocks(k)) > 8) {
-        pass16(ks, s);
+        __m512i init[16];
+        init16(init, s);
+        pass16(ks, init);
         sink_emit(k, ks, 16);
         s->w[12] += 16;
     }
     if (need > 4) {
-        pass8(ks, s);
+        __m256i init[16];
+        init8(init, s);
+        pass8(ks, init);
         sink_emit(k, ks, need);
     } else if (need > 0) {
-        pass4(ks, s);
+        __m128i init[16];
+        init4(init, s);
+        pass4(ks, init);
         sink_emit(k, ks, need);
     }
     /* Keystream stays out of memory except for what spilled; wipe the copy we own. */
@@ -267,6 +285,49 @@ void wgf_chacha20_xor_otk_avx512(uint8_t otk[32], uint8_t *out, const uint8_t *i
     struct chacha_sink k = {out, in, len, otk};
     state_init(&s, key, nonce, 0);
     chacha20_stream(&k, &s);
+}
+
+void wgf_chacha20_otk_batch_avx512(uint8_t (*otk)[32], const uint8_t key[32],
+                                   const uint8_t (*nonce)[12], size_t n)
+{
+    struct chacha_state s;
+    uint32_t lane_words[3][16] = {{0}}; /* words 13..15 (the nonce) of each lane */
+    __m512i ks[16];
+
+    if (n == 0 || n > WGF_CHACHA20_OTK_BATCH_MAX)
+        return;
+    state_init(&s, key, nonce[0], 0);
+    for (size_t b = 0; b < n; b++)
+        for (int i = 0; i < 3; i++)
+            lane_words[i][b] = load_le32(nonce[b] + 4 * i);
+    if (n > 8) {
+        __m512i init[16];
+        for (int i = 0; i < 13; i++)
+            init[i] = _mm512_set1_epi32((int)s.w[i]); /* word 12, the block counter, is 0 */
+        for (int i = 0; i < 3; i++)
+            init[13 + i] = _mm512_loadu_si512(lane_words[i]);
+        pass16(ks, init);
+    } else if (n > 4) {
+        __m256i init[16];
+        for (int i = 0; i < 13; i++)
+            init[i] = _mm256_set1_epi32((int)s.w[i]);
+        for (int i = 0; i < 3; i++)
+            init[13 + i] = _mm256_loadu_si256((const __m256i *)lane_words[i]);
+        pass8(ks, init);
+    } else {
+        __m128i init[16];
+        for (int i = 0; i < 13; i++)
+            init[i] = _mm_set1_epi32((int)s.w[i]);
+        for (int i = 0; i < 3; i++)
+            init[13 + i] = _mm_loadu_si128((const __m128i *)lane_words[i]);
+        pass4(ks, init);
+    }
+    for (size_t b = 0; b < n; b++)
+        _mm256_storeu_si256((__m256i *)otk[b], _mm512_castsi512_si256(ks[b]));
+    for (int i = 0; i < 16; i++)
+        ks[i] = _mm512_setzero_si512();
+    __asm__ __volatile__("" : : "r"(ks) : "memory");
+    wgf_memzero(&s, sizeof(s));
 }
 
 #endif

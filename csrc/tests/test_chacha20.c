@@ -247,3 +247,44 @@ WGF_TEST(chacha20_dispatch_follows_selection)
     }
     CHECK(wgf_impl_select(WGF_IMPL_AUTO) == 0);
 }
+
+/* The batched one-time keys equal block 0 of each (key, nonce[i]), for every group size, and
+ * sizes 0 and above the maximum write nothing. */
+WGF_TEST(chacha20_otk_batch_matches_block0)
+{
+    static const struct {
+        int id;
+        wgf_chacha20_otk_batch_fn fn;
+    } batch_impls[] = {
+        {WGF_IMPL_SCALAR, wgf_chacha20_otk_batch_scalar},
+#if defined(__x86_64__)
+        {WGF_IMPL_AVX2, wgf_chacha20_otk_batch_avx2},
+        {WGF_IMPL_AVX512, wgf_chacha20_otk_batch_avx512},
+#endif
+    };
+    enum { MAXN = WGF_CHACHA20_OTK_BATCH_MAX };
+    uint8_t key[32], nonces[MAXN + 1][12], want[MAXN + 1][64], otk[MAXN + 1][32];
+    for (int i = 0; i < 32; i++)
+        key[i] = test_rand_byte();
+    for (int j = 0; j <= MAXN; j++) {
+        for (int i = 0; i < 12; i++)
+            nonces[j][i] = test_rand_byte();
+        wgf_chacha20_block(want[j], key, nonces[j], 0);
+    }
+    for (size_t k = 0; k < sizeof(batch_impls) / sizeof(batch_impls[0]); k++) {
+        if (!wgf_impl_supported(batch_impls[k].id))
+            continue;
+        for (size_t n = 0; n <= MAXN + 1; n++) {
+            memset(otk, 0xcc, sizeof(otk));
+            batch_impls[k].fn(otk, key, (const uint8_t(*)[12])nonces, n);
+            size_t written = n <= MAXN ? n : 0;
+            for (size_t j = 0; j <= MAXN; j++) {
+                if (j < written) {
+                    CHECK_MEM(otk[j], want[j], 32);
+                } else {
+                    CHECK(otk[j][0] == 0xcc && otk[j][31] == 0xcc);
+                }
+            }
+        }
+    }
+}
