@@ -135,9 +135,10 @@ WGF_ATTR_AVX2 static inline struct p26x4 times5(const struct p26x4 *r)
     return s;
 }
 
-/* Absorbs groups * 4 whole blocks starting from the scalar accumulator in st. */
+/* Absorbs groups * 4 whole blocks (the first groups - 1 from m, the last from last_group)
+ * starting from the scalar accumulator in st. */
 WGF_ATTR_AVX2 static void blocks_avx2(struct wgf_poly1305_state *st, const uint8_t *m,
-                                      size_t groups)
+                                      size_t groups, const uint8_t last_group[64])
 {
     struct wgf_p44 p[5];
     uint64_t k[5][5], h26[5];
@@ -149,14 +150,19 @@ WGF_ATTR_AVX2 static void blocks_avx2(struct wgf_poly1305_state *st, const uint8
         p44_to_p26(k[i], p[i]);
     to_p26(h26, st->h0, st->h1, st->h2);
 
+    /* Lane j holds block 0, 2, 1, 3 of the last group: it needs r^4, r^2, r^3, r^1. */
+    static const int lane_power[4] = {4, 2, 3, 1};
+    uint64_t lanes[5][4] __attribute__((aligned(32)));
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++)
+            lanes[i][j] = k[lane_power[j]][i];
+
     struct p26x4 r4, last, h;
     for (int i = 0; i < 5; i++) {
         r4.l[i] = _mm256_set1_epi64x((long long)k[4][i]);
-        /* Lane j holds block 0, 2, 1, 3 of the last group: it needs r^4, r^2, r^3, r^1. */
-        last.l[i] = _mm256_setr_epi64x((long long)k[4][i], (long long)k[2][i],
-                                       (long long)k[3][i], (long long)k[1][i]);
+        last.l[i] = _mm256_load_si256((const __m256i *)lanes[i]);
         /* The running accumulator enters with the first block, in lane 0. */
-        h.l[i] = _mm256_setr_epi64x((long long)h26[i], 0, 0, 0);
+        h.l[i] = _mm256_zextsi128_si256(_mm_cvtsi64_si128((long long)h26[i]));
     }
     struct p26x4 s4 = times5(&r4), slast = times5(&last);
 
@@ -165,7 +171,7 @@ WGF_ATTR_AVX2 static void blocks_avx2(struct wgf_poly1305_state *st, const uint8
         h = mul_carry(&h, &r4, &s4);
         m += 64;
     }
-    add_blocks(&h, m);
+    add_blocks(&h, last_group);
     h = mul_carry(&h, &last, &slast);
 
     /* Sum the lanes: each limb is below 2^27, so four of them fit easily. */
@@ -182,23 +188,26 @@ WGF_ATTR_AVX2 static void blocks_avx2(struct wgf_poly1305_state *st, const uint8
     st->h2 = (uint64_t)(t >> 64);
     wgf_poly1305_fold(st);
 
-    volatile uint64_t *wipe = &k[0][0];
-    for (size_t i = 0; i < sizeof(k) / sizeof(k[0][0]); i++)
-        wipe[i] = 0;
+    wgf_poly1305_wipe(p, sizeof(p));
+    wgf_poly1305_wipe(k, sizeof(k));
+    wgf_poly1305_wipe(lanes, sizeof(lanes));
 }
 
 void wgf_poly1305_aead_avx2(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
                             size_t ad_len, const uint8_t *ct, size_t ct_len)
 {
     struct wgf_poly1305_state st;
-    size_t groups = ct_len / 64;
+    uint8_t last_group[64];
+    struct wgf_poly1305_plan plan;
 
     if (ct_len / 16 < WGF_AVX2_MIN_BLOCKS) {
         wgf_poly1305_aead_scalar(tag, otk, ad, ad_len, ct, ct_len);
         return;
     }
+    wgf_poly1305_plan(&plan, last_group, 4, ad_len, ct, ct_len);
     wgf_poly1305_init(&st, otk);
     wgf_poly1305_padded(&st, ad, ad_len);
-    blocks_avx2(&st, ct, groups);
-    wgf_poly1305_aead_tail(&st, tag, ct, ct_len, groups * 4, ad_len);
+    wgf_poly1305_blocks(&st, ct, plan.head_blocks, 1);
+    blocks_avx2(&st, ct + plan.head_blocks * 16, plan.groups, last_group);
+    wgf_poly1305_finish(&st, tag);
 }

@@ -108,9 +108,10 @@ WGF_ATTR_IFMA static inline struct p44x8 times20(const struct p44x8 *r)
     return s;
 }
 
-/* Absorbs groups * 8 whole blocks starting from the scalar accumulator in st. */
+/* Absorbs groups * 8 whole blocks (the first groups - 1 from m, the last from last_group)
+ * starting from the scalar accumulator in st. */
 WGF_ATTR_IFMA static void blocks_ifma(struct wgf_poly1305_state *st, const uint8_t *m,
-                                      size_t groups)
+                                      size_t groups, const uint8_t last_group[128])
 {
     struct wgf_p44 p[9];
     /* Powers by doubling so the dependent chain is three multiplies deep, not seven. */
@@ -123,19 +124,22 @@ WGF_ATTR_IFMA static void blocks_ifma(struct wgf_poly1305_state *st, const uint8
     p[7] = wgf_p44_mul(p[4], p[3]);
     p[8] = wgf_p44_mul(p[4], p[4]);
 
+    /* Lane j holds block 0, 4, 1, 5, 2, 6, 3, 7 of the last group: block b needs r^(8-b). */
+    static const int lane_power[8] = {8, 4, 7, 3, 6, 2, 5, 1};
+    uint64_t lanes[3][8] __attribute__((aligned(64)));
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 8; j++)
+            lanes[i][j] = p[lane_power[j]].l[i];
+
     uint64_t h0 = st->h0, h1 = st->h1, h2 = st->h2;
     const uint64_t h44[3] = {h0 & WGF_M44, (h0 >> 44 | h1 << 20) & WGF_M44, h1 >> 24 | h2 << 40};
 
     struct p44x8 r8, last, h;
     for (int i = 0; i < 3; i++) {
         r8.l[i] = _mm512_set1_epi64((long long)p[8].l[i]);
-        /* Lane j holds block 0, 4, 1, 5, 2, 6, 3, 7 of the last group: block b needs r^(8-b). */
-        last.l[i] = _mm512_setr_epi64((long long)p[8].l[i], (long long)p[4].l[i],
-                                      (long long)p[7].l[i], (long long)p[3].l[i],
-                                      (long long)p[6].l[i], (long long)p[2].l[i],
-                                      (long long)p[5].l[i], (long long)p[1].l[i]);
+        last.l[i] = _mm512_load_si512((const void *)lanes[i]);
         /* The running accumulator enters with the first block, in lane 0. */
-        h.l[i] = _mm512_setr_epi64((long long)h44[i], 0, 0, 0, 0, 0, 0, 0);
+        h.l[i] = _mm512_zextsi128_si512(_mm_cvtsi64_si128((long long)h44[i]));
     }
     struct p44x8 s8 = times20(&r8), slast = times20(&last);
 
@@ -144,7 +148,7 @@ WGF_ATTR_IFMA static void blocks_ifma(struct wgf_poly1305_state *st, const uint8
         h = mul_carry(&h, &r8, &s8);
         m += 128;
     }
-    add_blocks(&h, m);
+    add_blocks(&h, last_group);
     h = mul_carry(&h, &last, &slast);
 
     /* Limbs are below 2^45, so the sum of eight lanes fits comfortably. */
@@ -154,24 +158,26 @@ WGF_ATTR_IFMA static void blocks_ifma(struct wgf_poly1305_state *st, const uint8
     wgf_p44_to_h(sum, &st->h0, &st->h1, &st->h2);
     wgf_poly1305_fold(st);
 
-    volatile uint8_t *wipe = (volatile uint8_t *)p;
-    for (size_t i = 0; i < sizeof(p); i++)
-        wipe[i] = 0;
+    wgf_poly1305_wipe(p, sizeof(p));
+    wgf_poly1305_wipe(lanes, sizeof(lanes));
 }
 
 void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
                               size_t ad_len, const uint8_t *ct, size_t ct_len)
 {
     struct wgf_poly1305_state st;
-    size_t groups = ct_len / 128;
+    uint8_t last_group[128];
+    struct wgf_poly1305_plan plan;
 
     if (ct_len / 16 < WGF_IFMA_MIN_BLOCKS || !wgf_poly1305_avx512_usable()) {
         /* The AVX2 code takes over (and itself hands short messages to scalar). */
         wgf_poly1305_aead_avx2(tag, otk, ad, ad_len, ct, ct_len);
         return;
     }
+    wgf_poly1305_plan(&plan, last_group, 8, ad_len, ct, ct_len);
     wgf_poly1305_init(&st, otk);
     wgf_poly1305_padded(&st, ad, ad_len);
-    blocks_ifma(&st, ct, groups);
-    wgf_poly1305_aead_tail(&st, tag, ct, ct_len, groups * 8, ad_len);
+    wgf_poly1305_blocks(&st, ct, plan.head_blocks, 1);
+    blocks_ifma(&st, ct + plan.head_blocks * 16, plan.groups, last_group);
+    wgf_poly1305_finish(&st, tag);
 }

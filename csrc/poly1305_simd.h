@@ -64,15 +64,38 @@ static inline void wgf_poly1305_fold(struct wgf_poly1305_state *st)
     st->h2 = (st->h2 & 3) + (uint64_t)(t >> 64);
 }
 
-/* Finishes an AEAD tag after the vector loop consumed the first done_blocks whole blocks of ct:
- * the remaining whole blocks, the zero-padded partial block, the length block. */
-static inline void wgf_poly1305_aead_tail(struct wgf_poly1305_state *st, uint8_t tag[16],
-                                          const uint8_t *ct, size_t ct_len, size_t done_blocks,
-                                          size_t ad_len)
+/* How a vector variant splits the blocks after the associated data: the whole ciphertext blocks,
+ * then the zero-padded partial block (if any), then the length block. The vector loop takes the
+ * LAST groups * lanes blocks so that nothing runs serially after it; the few head blocks before
+ * them go through the scalar core first, where they overlap with computing the powers of r. The
+ * last group, which holds the padding and length blocks, is assembled in a stack buffer. */
+struct wgf_poly1305_plan {
+    size_t head_blocks; /* whole ciphertext blocks for the scalar core, first */
+    size_t groups;      /* vector groups: groups - 1 read from ct after the head, then last_group */
+};
+
+/* Needs ct_len >= 16 * lanes, so that there is at least one group and the last group holds at
+ * most two blocks that are not whole ciphertext blocks. */
+static inline void wgf_poly1305_plan(struct wgf_poly1305_plan *plan, uint8_t *last_group,
+                                     size_t lanes, size_t ad_len, const uint8_t *ct, size_t ct_len)
 {
-    wgf_poly1305_padded(st, ct + done_blocks * 16, ct_len - done_blocks * 16);
-    wgf_poly1305_lengths(st, ad_len, ct_len);
-    wgf_poly1305_finish(st, tag);
+    size_t full = ct_len / 16, rest = ct_len % 16;
+    size_t extra = (rest != 0) + 1; /* padded partial block, length block */
+    size_t total = full + extra;
+    size_t from_ct = lanes - extra; /* whole ciphertext blocks in the last group */
+    uint8_t *p = last_group;
+
+    plan->groups = total / lanes;
+    plan->head_blocks = total % lanes;
+    memcpy(p, ct + (full - from_ct) * 16, from_ct * 16);
+    p += from_ct * 16;
+    if (rest) {
+        memset(p, 0, 16);
+        memcpy(p, ct + full * 16, rest);
+        p += 16;
+    }
+    wgf_store_le64(p, (uint64_t)ad_len);
+    wgf_store_le64(p + 8, (uint64_t)ct_len);
 }
 
 #endif
