@@ -1,0 +1,154 @@
+/* The data plane's private structures, shared by dataplane*.c only. */
+#ifndef WGF_DATAPLANE_INTERNAL_H
+#define WGF_DATAPLANE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "dataplane.h"
+
+/* Slots of a peer's keypair storage. A keypair keeps its slot for life, so the index table's
+ * {peer, slot} entries never move; previous/current/next only name slots. */
+#define WGF_DP_KEYPAIR_SLOTS 3
+#define WGF_DP_SLOT_NONE 0xff
+
+struct wgf_dp_keypair_slot {
+    bool live;
+    bool is_initiator;
+    uint32_t local_index, remote_index;
+    uint64_t created_ns;
+    uint64_t send_counter; /* next counter to seal with */
+    uint8_t send_key[WGF_AEAD_KEY_LEN];
+    uint8_t receive_key[WGF_AEAD_KEY_LEN];
+    struct wgf_replay replay;
+};
+
+struct wgf_dp_peer {
+    uint32_t id;
+    union wgf_dp_endpoint endpoint;
+    struct wgf_dp_keypair_slot slots[WGF_DP_KEYPAIR_SLOTS];
+    uint8_t previous, current, next; /* slot numbers or WGF_DP_SLOT_NONE */
+    bool handshake_wanted;  /* a NEED_HANDSHAKE event is out; cleared by a keypair install */
+    bool flush_pending;     /* the loop should send the staged packets */
+    bool keepalive_pending; /* the loop should send a keepalive */
+    /* Staged packets: a ring of pool buffers (packet at WGF_DATA_HEADER_LEN, len bytes). */
+    uint8_t *staged[WGF_DP_STAGED_MAX];
+    uint16_t staged_len[WGF_DP_STAGED_MAX];
+    uint32_t staged_head, staged_count;
+    uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
+    uint64_t last_sent_ns, last_received_ns, last_data_received_ns;
+};
+
+/* Datagrams ready for sendmmsg, one array per socket. */
+enum { WGF_DP_FAM4 = 0, WGF_DP_FAM6 = 1 };
+struct wgf_dp_out {
+    unsigned n[2];
+    struct mmsghdr msgs[2][WGF_DP_BATCH];
+    struct iovec iov[2][WGF_DP_BATCH];
+    union wgf_dp_endpoint to[2][WGF_DP_BATCH];
+};
+
+struct wgf_dp {
+    int tun_fd, udp4_fd, udp6_fd;
+    int wake_fd;  /* eventfd: control calls -> loop */
+    int event_fd; /* eventfd: loop -> Python, readable while the queue holds messages */
+    unsigned mtu;
+    size_t tx_buf_size, rx_buf_size;
+    int stop;         /* atomic */
+    int work_pending; /* atomic: some peer has flush_pending or keepalive_pending */
+
+    /* Everything below up to the queue is guarded by lock. */
+    pthread_mutex_t lock;
+    struct wgf_dp_peer **peers; /* open addressing by id, linear probing */
+    size_t peer_cap, peer_count;
+    uint8_t **pool;             /* free staged buffers (a stack) */
+    size_t pool_free;
+
+    struct wgf_allowedips *allowedips; /* own locks */
+    struct wgf_index_table *index;     /* own locks */
+
+    /* Loop-owned. */
+    uint8_t *buf_mem;                   /* tx buffers + pool, then rx buffers */
+    uint8_t *tx_bufs[WGF_DP_BATCH];     /* buffer i's packet sits at WGF_DATA_HEADER_LEN */
+    uint8_t *rx_bufs[WGF_DP_BATCH];
+    uint8_t *keepalive_bufs;            /* WGF_DP_BATCH x WGF_DATA_MIN_LEN */
+    struct wgf_dp_out out;
+    struct mmsghdr rx_msgs[WGF_DP_BATCH];
+    struct iovec rx_iov[WGF_DP_BATCH];
+    union wgf_dp_endpoint rx_from[WGF_DP_BATCH];
+
+    /* Messages up to Python. */
+    pthread_mutex_t queue_lock;
+    struct wgf_dp_msg *queue;
+    size_t queue_head, queue_count;
+
+    struct wgf_dp_stats stats; /* every field updated and read with relaxed atomics */
+};
+
+#define WGF_DP_STAT_ADD(dp, field, v) \
+    __atomic_fetch_add(&(dp)->stats.field, (uint64_t)(v), __ATOMIC_RELAXED)
+#define WGF_DP_DROP(dp, reason, v) \
+    __atomic_fetch_add(&(dp)->stats.drops[(reason)], (uint64_t)(v), __ATOMIC_RELAXED)
+void wgf_dp_stat_max(uint64_t *field, uint64_t v);
+
+uint64_t wgf_dp_now_ns(void);
+static inline uint64_t wgf_dp_age(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+
+static inline void wgf_put_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
+}
+static inline void wgf_put_le64(uint8_t *p, uint64_t v)
+{
+    wgf_put_le32(p, (uint32_t)v);
+    wgf_put_le32(p + 4, (uint32_t)(v >> 32));
+}
+static inline uint32_t wgf_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t wgf_get_le64(const uint8_t *p)
+{
+    return (uint64_t)wgf_get_le32(p) | (uint64_t)wgf_get_le32(p + 4) << 32;
+}
+
+/* dataplane_peer.c; all under dp->lock. */
+struct wgf_dp_peer *wgf_dp_peer_find(struct wgf_dp *dp, uint32_t id);
+void wgf_dp_peers_free_all(struct wgf_dp *dp);
+/* The current keypair if it may still send, else NULL. */
+struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(struct wgf_dp_peer *p, uint64_t now);
+/* Queues one NEED_HANDSHAKE event for p unless one is already out. */
+void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p);
+/* Responder's next keypair authenticated data: previous <- current <- next. */
+void wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p);
+/* Moves the packet in *buf (len bytes) to p's staged queue, giving *buf a free pool buffer in
+ * exchange. Pushes out the oldest staged packet when the queue or the pool is full. */
+void wgf_dp_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, uint8_t **buf, size_t len);
+/* Asks the loop to do flagged per-peer work. */
+void wgf_dp_kick(struct wgf_dp *dp);
+
+/* dataplane_send.c */
+/* Seals bufs[0..n) (packets at WGF_DATA_HEADER_LEN, lens[i] bytes) for p under kp and queues
+ * them in dp->out; the caller has checked the endpoint and that out has room. Under dp->lock. */
+void wgf_dp_seal_run(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
+                     uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam);
+/* Which of dp->out's arrays p's endpoint goes to: WGF_DP_FAM4/6, or -WGF_DROP_NO_ENDPOINT or
+ * -WGF_DROP_NO_SOCKET. */
+int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p);
+/* sendmmsg everything in dp->out and empty it. Not under the lock. */
+void wgf_dp_transmit(struct wgf_dp *dp);
+/* One batch TUN -> UDP. 0 or a negative errno if the TUN fd failed. */
+int wgf_dp_send_from_tun(struct wgf_dp *dp);
+/* Flushes flagged staged queues and sends flagged keepalives. */
+void wgf_dp_do_pending_work(struct wgf_dp *dp);
+
+/* dataplane_receive.c: one batch UDP -> TUN from fd. */
+void wgf_dp_receive_udp(struct wgf_dp *dp, int fd);
+
+/* dataplane_control.c */
+/* 0, or -1 when the queue is full (counted). Takes queue_lock (may be called under dp->lock). */
+int wgf_dp_queue_push(struct wgf_dp *dp, uint32_t kind, uint32_t peer, const uint8_t *data,
+                      size_t len, const union wgf_dp_endpoint *source);
+
+#endif

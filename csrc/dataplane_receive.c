@@ -1,0 +1,251 @@
+/* UDP -> TUN: recvmmsg a batch; transport data is opened in place one run per keypair, checked
+ * against the replay window and the peer's allowed IPs, and written to TUN; handshake messages
+ * are copied up to the control queue. Nothing here allocates or calls Python. */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataplane_internal.h"
+
+#define IP4_HEADER_MIN 20
+#define IP6_HEADER_LEN 40
+
+static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+
+/* The length of the IP packet at pkt (the decrypted payload, padding included), or 0 if it is
+ * not a sane IPv4/IPv6 packet that fits. */
+static size_t inner_ip_len(const uint8_t *pkt, size_t len)
+{
+    if (len >= IP4_HEADER_MIN && pkt[0] >> 4 == 4) {
+        size_t total = get_be16(pkt + 2);
+        if ((pkt[0] & 0x0f) >= 5 && total >= (size_t)(pkt[0] & 0x0f) * 4 && total <= len)
+            return total;
+    } else if (len >= IP6_HEADER_LEN && pkt[0] >> 4 == 6) {
+        size_t total = IP6_HEADER_LEN + (size_t)get_be16(pkt + 4);
+        if (total <= len)
+            return total;
+    }
+    return 0;
+}
+
+/* A message type with its three reserved bytes zero, as the first little-endian word. */
+static uint32_t message_word(const uint8_t *b, size_t len)
+{
+    return len >= 4 ? wgf_get_le32(b) : 0xffffffffu;
+}
+
+static size_t handshake_size(uint32_t type)
+{
+    switch (type) {
+    case WGF_MSG_INITIATION:
+        return WGF_MSG_INITIATION_LEN;
+    case WGF_MSG_RESPONSE:
+        return WGF_MSG_RESPONSE_LEN;
+    case WGF_MSG_COOKIE_REPLY:
+        return WGF_MSG_COOKIE_REPLY_LEN;
+    default:
+        return 0;
+    }
+}
+
+/* A packet accepted so far, waiting for the allowed-IPs source check and the TUN write. */
+struct accepted {
+    size_t slot; /* position in the rx batch */
+    size_t len;  /* inner IP packet length */
+    struct wgf_dp_peer *peer;
+};
+
+/* Opens one run of data messages under the same receiver index. Under dp->lock. */
+static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_entry entry,
+                       const size_t *run, size_t m, uint64_t now, struct accepted *acc,
+                       size_t n_acc)
+{
+    struct wgf_dp_peer *p = wgf_dp_peer_find(dp, entry.peer);
+    uint32_t slot = entry.keypair;
+    /* The entry was read before the lock: trust it only if the slot still holds that index. */
+    if (p == NULL || slot >= WGF_DP_KEYPAIR_SLOTS || !p->slots[slot].live ||
+        p->slots[slot].local_index != receiver) {
+        WGF_DP_DROP(dp, WGF_DROP_UNKNOWN_INDEX, m); /* stale entry or no entry at all */
+        return n_acc;
+    }
+    struct wgf_dp_keypair_slot *kp = &p->slots[slot];
+    if (wgf_dp_age(now, kp->created_ns) >= WGF_REJECT_AFTER_TIME_NS) {
+        WGF_DP_DROP(dp, WGF_DROP_KEYPAIR_EXPIRED, m);
+        return n_acc;
+    }
+
+    struct wgf_packet pkts[WGF_DP_BATCH];
+    size_t which[WGF_DP_BATCH], k = 0;
+    for (size_t r = 0; r < m; r++) {
+        size_t i = run[r];
+        uint64_t counter = wgf_get_le64(dp->rx_bufs[i] + 8);
+        if (wgf_replay_check(&kp->replay, counter) != 0) {
+            WGF_DP_DROP(dp, WGF_DROP_REPLAY, 1);
+            continue;
+        }
+        pkts[k].data = dp->rx_bufs[i] + WGF_DATA_HEADER_LEN;
+        pkts[k].len = dp->rx_msgs[i].msg_len - WGF_DATA_HEADER_LEN;
+        pkts[k].counter = counter;
+        pkts[k].result = -1;
+        which[k++] = i;
+    }
+    if (k == 0)
+        return n_acc;
+    wgf_aead_open_batch(pkts, k, kp->receive_key);
+
+    for (size_t r = 0; r < k; r++) {
+        size_t i = which[r];
+        if (pkts[r].result != 0) {
+            WGF_DP_DROP(dp, WGF_DROP_AUTH, 1);
+            continue;
+        }
+        /* Authoritative: a duplicate inside this very run fails here. */
+        if (wgf_replay_update(&kp->replay, pkts[r].counter) != 0) {
+            WGF_DP_DROP(dp, WGF_DROP_REPLAY, 1);
+            continue;
+        }
+        if (slot == p->next)
+            wgf_dp_promote_next(dp, p);
+        /* Roaming: the latest authenticated source is where the peer is now. */
+        memcpy(&p->endpoint, &dp->rx_from[i], sizeof(p->endpoint));
+        p->rx_bytes += dp->rx_msgs[i].msg_len;
+        p->rx_packets++;
+        p->last_received_ns = now;
+        WGF_DP_STAT_ADD(dp, rx_packets, 1);
+        WGF_DP_STAT_ADD(dp, rx_bytes, dp->rx_msgs[i].msg_len);
+
+        size_t plain = pkts[r].len - WGF_AEAD_TAG_LEN;
+        if (plain == 0) {
+            WGF_DP_STAT_ADD(dp, keepalives_received, 1);
+            continue;
+        }
+        size_t ip_len = inner_ip_len(pkts[r].data, plain);
+        if (ip_len == 0) {
+            WGF_DP_DROP(dp, WGF_DROP_INNER_HEADER, 1);
+            continue;
+        }
+        acc[n_acc].slot = i;
+        acc[n_acc].len = ip_len;
+        acc[n_acc].peer = p;
+        n_acc++;
+    }
+    /* An initiator whose keypair nears REJECT_AFTER_TIME rekeys before it is too late. */
+    if (p->current == slot && kp->is_initiator &&
+        wgf_dp_age(now, kp->created_ns) >= WGF_REKEY_ON_RECEIVE_AGE_NS)
+        wgf_dp_want_handshake(dp, p);
+    return n_acc;
+}
+
+static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
+{
+    uint32_t receivers[WGF_DP_BATCH];
+    struct wgf_index_entry entries[WGF_DP_BATCH];
+    struct accepted acc[WGF_DP_BATCH];
+    bool done[WGF_DP_BATCH];
+    size_t run[WGF_DP_BATCH], n_acc = 0;
+    const uint8_t *ips[WGF_DP_BATCH];
+    size_t ip_lens[WGF_DP_BATCH];
+    uint32_t sources[WGF_DP_BATCH];
+
+    /* receivers[], entries[] and done[] are indexed by position d in data[]. */
+    for (size_t d = 0; d < nd; d++) {
+        receivers[d] = wgf_get_le32(dp->rx_bufs[data[d]] + 4);
+        done[d] = false;
+    }
+    wgf_index_table_lookup_batch(dp->index, receivers, entries, nd);
+
+    pthread_mutex_lock(&dp->lock);
+    uint64_t now = wgf_dp_now_ns();
+    for (size_t d = 0; d < nd; d++) {
+        if (done[d])
+            continue;
+        /* One run per receiver index (one keypair), in arrival order; run[] holds batch slots. */
+        size_t m = 0;
+        for (size_t e = d; e < nd; e++) {
+            if (!done[e] && receivers[e] == receivers[d]) {
+                done[e] = true;
+                run[m++] = data[e];
+            }
+        }
+        n_acc = open_run(dp, receivers[d], entries[d], run, m, now, acc, n_acc);
+    }
+
+    /* Cryptokey routing on the way in: the inner source must be one of the sender's IPs. */
+    for (size_t a = 0; a < n_acc; a++) {
+        ips[a] = dp->rx_bufs[acc[a].slot] + WGF_DATA_HEADER_LEN;
+        ip_lens[a] = acc[a].len;
+    }
+    if (n_acc > 0)
+        wgf_allowedips_lookup_packets(dp->allowedips, ips, ip_lens, n_acc, WGF_IP_SOURCE, sources);
+    size_t n_out = 0;
+    for (size_t a = 0; a < n_acc; a++) {
+        if (sources[a] != acc[a].peer->id) {
+            WGF_DP_DROP(dp, WGF_DROP_SOURCE_NOT_ALLOWED, 1);
+            continue;
+        }
+        acc[a].peer->last_data_received_ns = now;
+        acc[n_out++] = acc[a];
+    }
+    pthread_mutex_unlock(&dp->lock);
+
+    for (size_t a = 0; a < n_out; a++) {
+        ssize_t w = write(dp->tun_fd, dp->rx_bufs[acc[a].slot] + WGF_DATA_HEADER_LEN, acc[a].len);
+        WGF_DP_STAT_ADD(dp, tun_write_calls, 1);
+        if (w != (ssize_t)acc[a].len)
+            WGF_DP_DROP(dp, WGF_DROP_TUN_WRITE, 1);
+    }
+}
+
+void wgf_dp_receive_udp(struct wgf_dp *dp, int fd)
+{
+    for (size_t i = 0; i < WGF_DP_BATCH; i++) {
+        dp->rx_iov[i].iov_base = dp->rx_bufs[i];
+        dp->rx_iov[i].iov_len = dp->rx_buf_size;
+        memset(&dp->rx_msgs[i], 0, sizeof(dp->rx_msgs[i]));
+        dp->rx_msgs[i].msg_hdr.msg_name = &dp->rx_from[i];
+        dp->rx_msgs[i].msg_hdr.msg_namelen = sizeof(dp->rx_from[i]);
+        dp->rx_msgs[i].msg_hdr.msg_iov = &dp->rx_iov[i];
+        dp->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int n = recvmmsg(fd, dp->rx_msgs, WGF_DP_BATCH, MSG_DONTWAIT, NULL);
+    WGF_DP_STAT_ADD(dp, recvmmsg_calls, 1);
+    if (n <= 0)
+        return; /* EAGAIN, or a queued ICMP error that this call has now cleared */
+    WGF_DP_STAT_ADD(dp, recvmmsg_packets, n);
+    wgf_dp_stat_max(&dp->stats.recvmmsg_max, (uint64_t)n);
+
+    size_t data[WGF_DP_BATCH], nd = 0;
+    for (int i = 0; i < n; i++) {
+        const uint8_t *b = dp->rx_bufs[i];
+        size_t len = dp->rx_msgs[i].msg_len;
+        int family = dp->rx_from[i].sa.sa_family;
+        if (dp->rx_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+            WGF_DP_DROP(dp, WGF_DROP_TRUNCATED, 1);
+            continue;
+        }
+        if (family != AF_INET && family != AF_INET6) {
+            WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1); /* not from an IP peer */
+            continue;
+        }
+        if (family == AF_INET)
+            memset((uint8_t *)&dp->rx_from[i] + sizeof(struct sockaddr_in), 0,
+                   sizeof(dp->rx_from[i]) - sizeof(struct sockaddr_in));
+        uint32_t word = message_word(b, len);
+        if (word == WGF_MSG_DATA) {
+            if (len >= WGF_DATA_MIN_LEN)
+                data[nd++] = (size_t)i;
+            else
+                WGF_DP_DROP(dp, WGF_DROP_BAD_SIZE, 1);
+        } else if (handshake_size(word) != 0) {
+            if (len != handshake_size(word))
+                WGF_DP_DROP(dp, WGF_DROP_BAD_SIZE, 1);
+            else if (wgf_dp_queue_push(dp, WGF_DP_MSG_HANDSHAKE, 0, b, len, &dp->rx_from[i]) == 0)
+                WGF_DP_STAT_ADD(dp, handshake_messages_up, 1);
+        } else {
+            WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1);
+        }
+    }
+    if (nd > 0)
+        handle_data(dp, data, nd);
+}

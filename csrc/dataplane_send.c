@@ -1,0 +1,300 @@
+/* TUN -> UDP: drain a batch from TUN, route by destination, seal one run per peer in place,
+ * sendmmsg; packets for a peer without a usable keypair are staged until a handshake finishes. */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataplane_internal.h"
+
+/* The kernel's rule: pad to a multiple of 16, but never past the MTU. len <= mtu here. */
+static size_t padded_len(size_t len, unsigned mtu)
+{
+    size_t padded = (len + WGF_MESSAGE_PADDING_MULTIPLE - 1) &
+                    ~(size_t)(WGF_MESSAGE_PADDING_MULTIPLE - 1);
+    return padded > mtu ? (len > mtu ? len : mtu) : padded;
+}
+
+int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
+{
+    switch (p->endpoint.sa.sa_family) {
+    case AF_INET:
+        if (dp->udp4_fd >= 0)
+            return WGF_DP_FAM4;
+        return dp->udp6_fd >= 0 ? WGF_DP_FAM6 : -WGF_DROP_NO_SOCKET; /* as v4-mapped */
+    case AF_INET6:
+        return dp->udp6_fd >= 0 ? WGF_DP_FAM6 : -WGF_DROP_NO_SOCKET;
+    default:
+        return -WGF_DROP_NO_ENDPOINT;
+    }
+}
+
+/* The peer's endpoint as the socket of fam wants it: an IPv4 endpoint on the IPv6 socket becomes
+ * ::ffff:a.b.c.d. */
+static socklen_t endpoint_for(const struct wgf_dp_peer *p, int fam, union wgf_dp_endpoint *to)
+{
+    memset(to, 0, sizeof(*to));
+    if (fam == WGF_DP_FAM4) {
+        to->in4 = p->endpoint.in4;
+        return sizeof(to->in4);
+    }
+    if (p->endpoint.sa.sa_family == AF_INET6) {
+        to->in6 = p->endpoint.in6;
+    } else {
+        to->in6.sin6_family = AF_INET6;
+        to->in6.sin6_port = p->endpoint.in4.sin_port;
+        to->in6.sin6_addr.s6_addr[10] = 0xff;
+        to->in6.sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&to->in6.sin6_addr.s6_addr[12], &p->endpoint.in4.sin_addr, 4);
+    }
+    return sizeof(to->in6);
+}
+
+void wgf_dp_seal_run(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
+                     uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam)
+{
+    struct wgf_packet pkts[WGF_DP_BATCH];
+    struct wgf_dp_out *out = &dp->out;
+    union wgf_dp_endpoint to;
+    socklen_t to_len = endpoint_for(p, fam, &to);
+    uint64_t bytes = 0, keepalives = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *b = bufs[i];
+        size_t padded = padded_len(lens[i], dp->mtu);
+        memset(b + WGF_DATA_HEADER_LEN + lens[i], 0, padded - lens[i]);
+        b[0] = WGF_MSG_DATA;
+        b[1] = b[2] = b[3] = 0;
+        wgf_put_le32(b + 4, kp->remote_index);
+        wgf_put_le64(b + 8, kp->send_counter);
+        pkts[i].data = b + WGF_DATA_HEADER_LEN;
+        pkts[i].len = padded;
+        pkts[i].counter = kp->send_counter++;
+        pkts[i].result = 0;
+        keepalives += lens[i] == 0;
+    }
+    wgf_aead_seal_batch(pkts, n, kp->send_key);
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned k = out->n[fam]++;
+        size_t size = WGF_DATA_HEADER_LEN + pkts[i].len + WGF_AEAD_TAG_LEN;
+        out->to[fam][k] = to;
+        out->iov[fam][k].iov_base = bufs[i];
+        out->iov[fam][k].iov_len = size;
+        memset(&out->msgs[fam][k], 0, sizeof(out->msgs[fam][k]));
+        out->msgs[fam][k].msg_hdr.msg_name = &out->to[fam][k];
+        out->msgs[fam][k].msg_hdr.msg_namelen = to_len;
+        out->msgs[fam][k].msg_hdr.msg_iov = &out->iov[fam][k];
+        out->msgs[fam][k].msg_hdr.msg_iovlen = 1;
+        bytes += size;
+    }
+    p->tx_bytes += bytes;
+    p->tx_packets += n;
+    p->last_sent_ns = now;
+    WGF_DP_STAT_ADD(dp, tx_packets, n);
+    WGF_DP_STAT_ADD(dp, tx_bytes, bytes);
+    WGF_DP_STAT_ADD(dp, keepalives_sent, keepalives);
+}
+
+void wgf_dp_transmit(struct wgf_dp *dp)
+{
+    const int fds[2] = {dp->udp4_fd, dp->udp6_fd};
+    for (int fam = 0; fam < 2; fam++) {
+        unsigned n = dp->out.n[fam], sent = 0;
+        while (sent < n) {
+            int r = sendmmsg(fds[fam], &dp->out.msgs[fam][sent], n - sent, MSG_DONTWAIT);
+            WGF_DP_STAT_ADD(dp, sendmmsg_calls, 1);
+            if (r > 0) {
+                WGF_DP_STAT_ADD(dp, sendmmsg_packets, r);
+                wgf_dp_stat_max(&dp->stats.sendmmsg_max, (uint64_t)r);
+                sent += (unsigned)r;
+                continue;
+            }
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+                /* This one datagram failed (unreachable, too big): skip it, send the rest. */
+                WGF_DP_DROP(dp, WGF_DROP_UDP_SEND, 1);
+                sent++;
+                continue;
+            }
+            WGF_DP_DROP(dp, WGF_DROP_UDP_SEND, n - sent); /* socket full: UDP may drop */
+            break;
+        }
+        dp->out.n[fam] = 0;
+    }
+}
+
+/* A run of a batch's packets for one peer: seal what the current keypair may send, stage the
+ * rest. idx[] are positions in dp->tx_bufs. Under dp->lock. */
+static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t *idx, size_t m,
+                          const size_t *lens, uint64_t now)
+{
+    struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+    size_t sealed = 0;
+
+    if (kp != NULL && p->staged_count == 0) {
+        int fam = wgf_dp_out_family(dp, p);
+        if (fam < 0) {
+            WGF_DP_DROP(dp, -fam, m);
+            return;
+        }
+        uint8_t *bufs[WGF_DP_BATCH];
+        size_t run_lens[WGF_DP_BATCH];
+        uint64_t left = WGF_REJECT_AFTER_MESSAGES - kp->send_counter;
+        sealed = m < left ? m : (size_t)left;
+        for (size_t k = 0; k < sealed; k++) {
+            bufs[k] = dp->tx_bufs[idx[k]];
+            run_lens[k] = lens[idx[k]];
+        }
+        wgf_dp_seal_run(dp, p, kp, bufs, run_lens, sealed, now, fam);
+        if (kp->send_counter >= WGF_REKEY_AFTER_MESSAGES ||
+            (kp->is_initiator && wgf_dp_age(now, kp->created_ns) >= WGF_REKEY_AFTER_TIME_NS))
+            wgf_dp_want_handshake(dp, p);
+    }
+    if (sealed == m)
+        return;
+    /* Staged packets go out first, so packets queue behind them to keep their order. */
+    for (size_t k = sealed; k < m; k++)
+        wgf_dp_stage(dp, p, &dp->tx_bufs[idx[k]], lens[idx[k]]);
+    if (wgf_dp_sending_keypair(p, now) != NULL) {
+        p->flush_pending = true;
+        __atomic_store_n(&dp->work_pending, 1, __ATOMIC_RELEASE);
+    } else {
+        wgf_dp_want_handshake(dp, p);
+    }
+}
+
+static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
+{
+    const uint8_t *pkts[WGF_DP_BATCH];
+    uint32_t peers[WGF_DP_BATCH];
+    bool done[WGF_DP_BATCH];
+    size_t idx[WGF_DP_BATCH];
+
+    for (size_t i = 0; i < n; i++) {
+        pkts[i] = dp->tx_bufs[i] + WGF_DATA_HEADER_LEN;
+        done[i] = false;
+    }
+    wgf_allowedips_lookup_packets(dp->allowedips, pkts, lens, n, WGF_IP_DESTINATION, peers);
+
+    pthread_mutex_lock(&dp->lock);
+    uint64_t now = wgf_dp_now_ns();
+    /* Group by peer (keeping each peer's order) so each peer's packets seal in one call. */
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
+            continue;
+        size_t m = 0;
+        for (size_t j = i; j < n; j++) {
+            if (!done[j] && peers[j] == peers[i]) {
+                done[j] = true;
+                idx[m++] = j;
+            }
+        }
+        struct wgf_dp_peer *p = peers[i] == WGF_NO_PEER ? NULL : wgf_dp_peer_find(dp, peers[i]);
+        if (p == NULL)
+            WGF_DP_DROP(dp, WGF_DROP_NO_PEER, m);
+        else
+            send_or_stage(dp, p, idx, m, lens, now);
+    }
+    pthread_mutex_unlock(&dp->lock);
+    wgf_dp_transmit(dp);
+}
+
+int wgf_dp_send_from_tun(struct wgf_dp *dp)
+{
+    size_t lens[WGF_DP_BATCH];
+    size_t n = 0, cap = dp->tx_buf_size - WGF_DATA_HEADER_LEN - WGF_AEAD_TAG_LEN;
+    int err = 0;
+
+    /* cap exceeds the MTU, so an oversized packet shows up as one rather than truncated. */
+    while (n < WGF_DP_BATCH) {
+        ssize_t r = read(dp->tun_fd, dp->tx_bufs[n] + WGF_DATA_HEADER_LEN, cap);
+        WGF_DP_STAT_ADD(dp, tun_read_calls, 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                err = -errno;
+            break;
+        }
+        if (r == 0)
+            break;
+        if ((size_t)r > dp->mtu) {
+            WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, 1);
+            continue;
+        }
+        lens[n++] = (size_t)r;
+    }
+    if (n > 0)
+        route_and_send(dp, n, lens);
+    return err;
+}
+
+void wgf_dp_do_pending_work(struct wgf_dp *dp)
+{
+    static const size_t zero_len = 0;
+    bool more = true;
+
+    __atomic_store_n(&dp->work_pending, 0, __ATOMIC_SEQ_CST);
+    /* Rounds of at most WGF_DP_BATCH datagrams, so dp->out never overflows; pool buffers given
+     * back after sealing are not reused before wgf_dp_transmit, as only this thread stages. */
+    while (more) {
+        size_t room = WGF_DP_BATCH, keepalives = 0;
+        more = false;
+        pthread_mutex_lock(&dp->lock);
+        uint64_t now = wgf_dp_now_ns();
+        for (size_t i = 0; i < dp->peer_cap; i++) {
+            struct wgf_dp_peer *p = dp->peers[i];
+            if (p == NULL)
+                continue;
+            if (p->keepalive_pending && room > 0) {
+                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+                int fam = wgf_dp_out_family(dp, p);
+                p->keepalive_pending = false;
+                if (kp == NULL) {
+                    wgf_dp_want_handshake(dp, p);
+                } else if (fam < 0) {
+                    WGF_DP_DROP(dp, -fam, 1);
+                } else {
+                    uint8_t *buf = dp->keepalive_bufs + keepalives++ * WGF_DATA_MIN_LEN;
+                    wgf_dp_seal_run(dp, p, kp, &buf, &zero_len, 1, now, fam);
+                    room--;
+                }
+            }
+            if (p->flush_pending && room > 0) {
+                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+                int fam = wgf_dp_out_family(dp, p);
+                if (kp == NULL || fam < 0) {
+                    /* Keep them staged: a keypair or an endpoint may still come. */
+                    p->flush_pending = false;
+                    if (kp == NULL && p->staged_count > 0)
+                        wgf_dp_want_handshake(dp, p);
+                } else {
+                    uint8_t *bufs[WGF_DP_BATCH];
+                    size_t lens[WGF_DP_BATCH], k = 0;
+                    uint64_t left = WGF_REJECT_AFTER_MESSAGES - kp->send_counter;
+                    while (k < room && k < left && p->staged_count > 0) {
+                        bufs[k] = p->staged[p->staged_head];
+                        lens[k] = p->staged_len[p->staged_head];
+                        p->staged[p->staged_head] = NULL;
+                        p->staged_head = (p->staged_head + 1) % WGF_DP_STAGED_MAX;
+                        p->staged_count--;
+                        k++;
+                    }
+                    wgf_dp_seal_run(dp, p, kp, bufs, lens, k, now, fam);
+                    for (size_t j = 0; j < k; j++)
+                        dp->pool[dp->pool_free++] = bufs[j];
+                    room -= k;
+                    WGF_DP_STAT_ADD(dp, staged_flushed, k);
+                    if (p->staged_count == 0)
+                        p->flush_pending = false;
+                }
+            }
+            if (p->keepalive_pending || p->flush_pending)
+                more = true;
+        }
+        pthread_mutex_unlock(&dp->lock);
+        wgf_dp_transmit(dp);
+    }
+}
