@@ -1,8 +1,8 @@
 /* Poly1305 AEAD tag with AVX2: four blocks at a time, one per 64-bit lane, in radix 2^26 so that
  * vpmuludq (32x32->64) forms every limb product. Lane accumulators are stepped by r^4; the last
  * group of four is multiplied by r^4, r^3, r^2, r^1 (one per lane) and the lanes summed, which
- * equals the serial Horner evaluation. Associated data, the blocks left over after the groups of
- * four, the padding and the length block go through the scalar core. */
+ * equals the serial Horner evaluation. The associated data and the few leading ciphertext blocks
+ * that do not fill a group go through the scalar core first (see wgf_poly1305_plan). */
 #include "poly1305.h"
 
 #include <immintrin.h>

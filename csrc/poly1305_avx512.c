@@ -3,7 +3,8 @@
  * bits of each 52x52-bit limb product, so one field multiply is 9 + 9 instructions for eight
  * blocks. Lane accumulators are stepped by r^8; the last group of eight is multiplied by r^8..r^1
  * (one power per lane) and the lanes summed, which equals the serial Horner evaluation.
- * Associated data, leftover blocks, padding and the length block go through the scalar core.
+ * The associated data and the few leading ciphertext blocks that do not fill a group go through
+ * the scalar core first (see wgf_poly1305_plan).
  *
  * Needs AVX-512F + AVX-512 IFMA at run time (checked here); without IFMA the AVX2 variant runs. */
 #include "poly1305.h"

@@ -1,7 +1,7 @@
 /* Helpers the vectorised Poly1305 variants share: powers of r computed in scalar radix 2^44
  * (which, unlike the radix-2^64 block multiply, works for any two operands, not only a clamped
- * r), conversions between limb layouts, and the scalar prologue/epilogue around the vector
- * loop. Included only by poly1305_avx2.c and poly1305_avx512.c. */
+ * r), conversions between limb layouts, and the plan that splits a message between the scalar
+ * core and the vector loop. Included only by poly1305_avx2.c and poly1305_avx512.c. */
 #ifndef WGF_POLY1305_SIMD_H
 #define WGF_POLY1305_SIMD_H
 
