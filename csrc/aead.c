@@ -31,6 +31,7 @@ struct aead_impl {
     wgf_chacha20_xor_fn chacha20_xor;
     wgf_chacha20_xor_otk_fn chacha20_xor_otk;
     wgf_chacha20_otk_batch_fn chacha20_otk_batch;
+    wgf_chacha20_jobs_fn chacha20_jobs;
     wgf_poly1305_aead_fn poly1305_aead;
     int (*cpu_ok)(void);
 };
@@ -42,12 +43,12 @@ static int cpu_always(void)
 
 static const struct aead_impl impls[] = {
     {WGF_IMPL_SCALAR, "scalar", wgf_chacha20_xor_scalar, wgf_chacha20_xor_otk_scalar,
-     wgf_chacha20_otk_batch_scalar,      wgf_poly1305_aead_scalar, cpu_always},
+     wgf_chacha20_otk_batch_scalar, wgf_chacha20_jobs_scalar,      wgf_poly1305_aead_scalar, cpu_always},
 #if defined(__x86_64__)
     {WGF_IMPL_AVX2, "avx2", wgf_chacha20_xor_avx2, wgf_chacha20_xor_otk_avx2,
-     wgf_chacha20_otk_batch_avx2,      wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
+     wgf_chacha20_otk_batch_avx2, wgf_chacha20_jobs_avx2,      wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
     {WGF_IMPL_AVX512, "avx512", wgf_chacha20_xor_avx512, wgf_chacha20_xor_otk_avx512,
-     wgf_chacha20_otk_batch_avx512,      wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
+     wgf_chacha20_otk_batch_avx512, wgf_chacha20_jobs_avx512,      wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
 #endif
 };
 #define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
@@ -63,7 +64,7 @@ static const struct aead_impl *impl_find(int id)
 static int impl_usable(const struct aead_impl *im)
 {
     return im != NULL && im->chacha20_xor && im->chacha20_xor_otk &&
-           im->chacha20_otk_batch && im->poly1305_aead &&
+           im->chacha20_otk_batch && im->chacha20_jobs && im->poly1305_aead &&
            im->cpu_ok();
 }
 
@@ -193,15 +194,30 @@ int wgf_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *a
     return open_with(impl(), dst, src, len, ad, ad_len, nonce, key);
 }
 
+/* Packets per ChaCha20 group in seal_batch: enough to fill the widest pass with short packets,
+ * few enough that the group's data is still in L1 when Poly1305 reads it back. */
+#define SEAL_GROUP 16
+
 void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WGF_AEAD_KEY_LEN])
 {
     const struct aead_impl *im = impl();
-    uint8_t nonce[WGF_NONCE_LEN];
-    for (size_t i = 0; i < n; i++) {
-        wg_nonce(nonce, pkts[i].counter);
-        seal_with(im, pkts[i].data, pkts[i].data, pkts[i].len, NULL, 0, nonce, key);
-        pkts[i].result = 0;
+    struct wgf_chacha20_job jobs[SEAL_GROUP];
+
+    for (size_t first = 0; first < n; first += SEAL_GROUP) {
+        size_t group = n - first < SEAL_GROUP ? n - first : SEAL_GROUP;
+        for (size_t j = 0; j < group; j++) {
+            jobs[j].data = pkts[first + j].data;
+            jobs[j].len = pkts[first + j].len;
+            wg_nonce(jobs[j].nonce, pkts[first + j].counter);
+        }
+        im->chacha20_jobs(jobs, group, key);
+        for (size_t j = 0; j < group; j++) {
+            struct wgf_packet *p = &pkts[first + j];
+            im->poly1305_aead(p->data + p->len, jobs[j].otk, NULL, 0, p->data, p->len);
+            p->result = 0;
+        }
     }
+    wgf_memzero(jobs, sizeof(jobs));
 }
 
 size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WGF_AEAD_KEY_LEN])

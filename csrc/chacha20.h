@@ -51,6 +51,23 @@ void wgf_chacha20_otk_batch_avx2(uint8_t (*otk)[32], const uint8_t key[32],
 void wgf_chacha20_otk_batch_avx512(uint8_t (*otk)[32], const uint8_t key[32],
                                    const uint8_t (*nonce)[12], size_t n);
 
+/* The fused form over a group of in-place messages under one key: for each job, otk = block 0 of
+ * (key, nonce) and data[0..len) ^= keystream from block 1. The SIMD versions treat the group's
+ * blocks as one stream of (message, block) lanes, so short packets fill whole passes instead of
+ * one mostly idle pass each. */
+struct wgf_chacha20_job {
+    uint8_t *data;
+    size_t len;
+    uint8_t nonce[12];
+    uint8_t otk[32];
+};
+typedef void (*wgf_chacha20_jobs_fn)(struct wgf_chacha20_job *jobs, size_t n,
+                                     const uint8_t key[32]);
+
+void wgf_chacha20_jobs_scalar(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32]);
+void wgf_chacha20_jobs_avx2(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32]);
+void wgf_chacha20_jobs_avx512(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32]);
+
 /* Dispatches to the implementation selected in aead.c (wgf_impl_select). */
 void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
                       const uint8_t nonce[12], uint32_t block);

@@ -297,4 +297,99 @@ void wgf_chacha20_otk_batch_avx2(uint8_t (*otk)[32], const uint8_t key[32],
     wgf_memzero(&s, sizeof(s));
 }
 
+/* Where each lane's keystream block goes in wgf_chacha20_jobs_avx2: the first 32 bytes to a
+ * one-time key (len == 0), or XORed over len (1..64) bytes of dst. */
+struct lane_dest {
+    uint8_t *dst;
+    size_t len;
+};
+
+static inline void lanes_emit(const struct ks_block *ks, const struct lane_dest *d, size_t lanes)
+{
+    for (size_t l = 0; l < lanes; l++) {
+        if (d[l].len == 0) {
+            _mm256_storeu_si256((__m256i *)d[l].dst, ks[l].lo);
+        } else if (d[l].len == 64) {
+            __m256i lo = _mm256_loadu_si256((const __m256i *)d[l].dst);
+            __m256i hi = _mm256_loadu_si256((const __m256i *)(d[l].dst + 32));
+            _mm256_storeu_si256((__m256i *)d[l].dst, _mm256_xor_si256(lo, ks[l].lo));
+            _mm256_storeu_si256((__m256i *)(d[l].dst + 32), _mm256_xor_si256(hi, ks[l].hi));
+        } else {
+            struct chacha_sink k = {d[l].dst, d[l].dst, d[l].len, NULL};
+            sink_tail(&k, &ks[l]);
+        }
+    }
+}
+
+/* Runs one pass over `lanes` lanes whose words 12..15 are in lane_words, 8 or 4 wide. */
+static inline void lanes_pass(struct ks_block ks[8], const struct chacha_state *s,
+                              uint32_t lane_words[4][8], size_t lanes)
+{
+    if (lanes > 4) {
+        __m256i init[16];
+        for (int i = 0; i < 12; i++)
+            init[i] = _mm256_set1_epi32((int)s->w[i]);
+        for (int i = 0; i < 4; i++)
+            init[12 + i] = _mm256_loadu_si256((const __m256i *)lane_words[i]);
+        pass8(ks, init);
+    } else {
+        __m128i init[16];
+        for (int i = 0; i < 12; i++)
+            init[i] = _mm_set1_epi32((int)s->w[i]);
+        for (int i = 0; i < 4; i++)
+            init[12 + i] = _mm_loadu_si128((const __m128i *)lane_words[i]);
+        pass4(ks, init);
+    }
+}
+
+void wgf_chacha20_jobs_avx2(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32])
+{
+    static const uint8_t no_nonce[12];
+    struct chacha_state s;
+    uint32_t lane_words[4][8] = {{0}}; /* words 12..15: block counter, nonce */
+    struct lane_dest dest[8];
+    struct ks_block ks[8];
+    size_t lanes = 0;
+
+    state_init(&s, key, no_nonce, 0); /* words 0..11 are shared by every lane */
+    for (size_t j = 0; j < n; j++) {
+        uint32_t nonce_words[3];
+        for (int i = 0; i < 3; i++)
+            nonce_words[i] = load_le32(jobs[j].nonce + 4 * i);
+        size_t remaining = jobs[j].len;
+        uint8_t *data = jobs[j].data;
+        /* Block 0 is the one-time key, blocks 1.. cover the data. */
+        for (uint32_t block = 0;; block++) {
+            lane_words[0][lanes] = block;
+            for (int i = 0; i < 3; i++)
+                lane_words[1 + i][lanes] = nonce_words[i];
+            if (block == 0) {
+                dest[lanes].dst = jobs[j].otk;
+                dest[lanes].len = 0;
+            } else {
+                size_t take = remaining < 64 ? remaining : 64;
+                dest[lanes].dst = data;
+                dest[lanes].len = take;
+                data += take;
+                remaining -= take;
+            }
+            if (++lanes == 8) {
+                lanes_pass(ks, &s, lane_words, lanes);
+                lanes_emit(ks, dest, lanes);
+                lanes = 0;
+            }
+            if (remaining == 0)
+                break;
+        }
+    }
+    if (lanes > 0) {
+        lanes_pass(ks, &s, lane_words, lanes);
+        lanes_emit(ks, dest, lanes);
+    }
+    for (int i = 0; i < 8; i++)
+        ks[i].lo = ks[i].hi = _mm256_setzero_si256();
+    __asm__ __volatile__("" : : "r"(ks) : "memory");
+    wgf_memzero(&s, sizeof(s));
+}
+
 #endif

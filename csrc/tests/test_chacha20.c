@@ -288,3 +288,69 @@ WGF_TEST(chacha20_otk_batch_matches_block0)
         }
     }
 }
+
+/* The grouped in-place form equals the one-message fused form for every job, whatever mix of
+ * lengths shares a pass (lanes of one pass come from several messages). */
+WGF_TEST(chacha20_jobs_match_single_messages)
+{
+    static const struct {
+        int id;
+        wgf_chacha20_jobs_fn fn;
+    } jobs_impls[] = {
+        {WGF_IMPL_SCALAR, wgf_chacha20_jobs_scalar},
+#if defined(__x86_64__)
+        {WGF_IMPL_AVX2, wgf_chacha20_jobs_avx2},
+        {WGF_IMPL_AVX512, wgf_chacha20_jobs_avx512},
+#endif
+    };
+    enum { NJOBS = 23, MAXJ = 1500 };
+    static const size_t lens[NJOBS] = {0,  1,   64,  65,  1420, 15,  16,   0,   127, 128, 129, 1500,
+                                       31, 200, 513, 640, 0,    700, 1023, 960, 961, 3,   1436};
+    uint8_t key[32];
+    struct wgf_chacha20_job jobs[NJOBS];
+    uint8_t *want[NJOBS], want_otk[NJOBS][32];
+    for (int i = 0; i < 32; i++)
+        key[i] = test_rand_byte();
+    for (size_t j = 0; j < NJOBS; j++) {
+        jobs[j].data = malloc(MAXJ + GUARD);
+        want[j] = malloc(MAXJ + GUARD);
+        for (size_t i = 0; i < MAXJ + GUARD; i++)
+            want[j][i] = test_rand_byte();
+        for (int i = 0; i < 12; i++)
+            jobs[j].nonce[i] = test_rand_byte();
+        jobs[j].len = lens[j];
+    }
+    for (size_t k = 0; k < sizeof(jobs_impls) / sizeof(jobs_impls[0]); k++) {
+        if (!wgf_impl_supported(jobs_impls[k].id))
+            continue;
+        /* Every prefix of the job list, so passes end at every possible lane. */
+        for (size_t n = 0; n <= NJOBS; n++) {
+            for (size_t j = 0; j < NJOBS; j++) {
+                memcpy(jobs[j].data, want[j], MAXJ + GUARD);
+                memset(jobs[j].otk, 0, 32);
+            }
+            jobs_impls[k].fn(jobs, n, key);
+            for (size_t j = 0; j < NJOBS; j++) {
+                uint8_t *expect = malloc(MAXJ + GUARD);
+                memcpy(expect, want[j], MAXJ + GUARD);
+                memset(want_otk[j], 0, 32);
+                if (j < n)
+                    wgf_chacha20_xor_otk_scalar(want_otk[j], expect, expect, lens[j], key,
+                                                jobs[j].nonce);
+                int bad = memcmp(jobs[j].data, expect, MAXJ + GUARD) != 0 ||
+                          memcmp(jobs[j].otk, want_otk[j], 32) != 0;
+                free(expect);
+                if (bad) {
+                    fprintf(stderr, "impl %d: job %zu of %zu differs\n", jobs_impls[k].id, j, n);
+                    CHECK(!bad);
+                    goto out;
+                }
+            }
+        }
+    }
+out:
+    for (size_t j = 0; j < NJOBS; j++) {
+        free(jobs[j].data);
+        free(want[j]);
+    }
+}
