@@ -90,6 +90,17 @@ def _address(address) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     raise TypeError(f"not an IP address: {address!r}")
 
 
+cdef tuple _packed(address):
+    """(family, packed bytes) of an address; raw 4- or 16-byte strings skip ipaddress."""
+    if isinstance(address, bytes):
+        if len(<bytes>address) == 4:
+            return WGF_IP4, address
+        if len(<bytes>address) == 16:
+            return WGF_IP6, address
+    addr = _address(address)
+    return addr.version, addr.packed
+
+
 def _prefix(prefix) -> tuple[int, bytes, int]:
     """(family, packed address, cidr) from an ip_network, ip_interface, an address (a host
     prefix), "addr/cidr" text, or an (address, cidr) pair. Host bits are allowed: the table
@@ -97,11 +108,11 @@ def _prefix(prefix) -> tuple[int, bytes, int]:
     if isinstance(prefix, tuple):
         if len(prefix) != 2:
             raise ValueError(f"expected (address, cidr), got {prefix!r}")
-        addr = _address(prefix[0])
+        family, packed = _packed(prefix[0])
         cidr = int(prefix[1])
-        if not 0 <= cidr <= addr.max_prefixlen:
-            raise ValueError(f"cidr {cidr} out of range for IPv{addr.version}")
-        return addr.version, addr.packed, cidr
+        if not 0 <= cidr <= (32 if family == WGF_IP4 else 128):
+            raise ValueError(f"cidr {cidr} out of range for IPv{family}")
+        return family, packed, cidr
     if isinstance(prefix, str):
         prefix = ipaddress.ip_network(prefix, strict=False) if "/" in prefix else _address(prefix)
     if isinstance(prefix, (ipaddress.IPv4Interface, ipaddress.IPv6Interface)):
@@ -161,10 +172,9 @@ cdef class AllowedIPs:
 
     def lookup(self, address) -> int:
         """The peer owning the longest prefix containing `address`, or 0."""
-        addr = _address(address)
-        packed = addr.packed
+        family, packed = _packed(address)
         cdef const uint8_t *p = packed
-        cdef int fam = addr.version
+        cdef int fam = family
         cdef uint32_t peer
         with nogil:
             peer = wgf_allowedips_lookup(self.table, fam, p)
@@ -172,11 +182,10 @@ cdef class AllowedIPs:
 
     def lookup_many(self, addresses) -> list[int]:
         """lookup() for each address, in one batch under one lock."""
-        packed = [_address(a) for a in addresses]
-        cdef Py_ssize_t n = len(packed), i
+        keep = [_packed(a) for a in addresses]
+        cdef Py_ssize_t n = len(keep), i
         if n == 0:
             return []
-        keep = [a.packed for a in packed]
         cdef uint8_t *families = <uint8_t *>malloc(n)
         cdef const uint8_t **addrs = <const uint8_t **>malloc(n * sizeof(uint8_t *))
         cdef uint32_t *peers = <uint32_t *>malloc(n * sizeof(uint32_t))
@@ -184,8 +193,8 @@ cdef class AllowedIPs:
             if families == NULL or addrs == NULL or peers == NULL:
                 raise MemoryError()
             for i in range(n):
-                families[i] = packed[i].version
-                addrs[i] = <const uint8_t *>(<bytes>keep[i])
+                families[i] = (<tuple>keep[i])[0]
+                addrs[i] = <const uint8_t *>(<bytes>(<tuple>keep[i])[1])
             with nogil:
                 wgf_allowedips_lookup_batch(self.table, families, addrs, peers, n)
             return [peers[i] for i in range(n)]
