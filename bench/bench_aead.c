@@ -126,6 +126,7 @@ static void run_chacha(void *p)
         h->jobs[i].data = h->bufs[i];
         h->jobs[i].len = h->len;
         h->jobs[i].nonce[4] = (uint8_t)i;
+        h->jobs[i].with_otk = 1;
     }
     for (int i = 0; i < BATCH; i += 16)
         h->chacha(h->jobs + i, 16, h->key);

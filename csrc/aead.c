@@ -209,6 +209,7 @@ void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WG
             jobs[j].data = pkts[first + j].data;
             jobs[j].len = pkts[first + j].len;
             wg_nonce(jobs[j].nonce, pkts[first + j].counter);
+            jobs[j].with_otk = 1;
         }
         im->chacha20_jobs(jobs, group, key);
         for (size_t j = 0; j < group; j++) {
@@ -225,28 +226,40 @@ size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[
     const struct aead_impl *im = impl();
     uint8_t nonces[WGF_CHACHA20_OTK_BATCH_MAX][WGF_NONCE_LEN];
     uint8_t otks[WGF_CHACHA20_OTK_BATCH_MAX][WGF_OTK_LEN];
+    uint8_t tag[WGF_AEAD_TAG_LEN];
+    struct wgf_chacha20_job jobs[WGF_CHACHA20_OTK_BATCH_MAX];
     size_t opened = 0;
 
-    /* One-time keys for a group of packets at once (one per SIMD lane), then each packet's tag
-     * is checked and only an authentic packet is decrypted. */
+    /* Per group: every one-time key in one pass (one packet per SIMD lane), each tag checked,
+     * then only the authentic packets decrypted, together. */
     for (size_t first = 0; first < n; first += WGF_CHACHA20_OTK_BATCH_MAX) {
         size_t group = n - first < WGF_CHACHA20_OTK_BATCH_MAX ? n - first
                                                                : WGF_CHACHA20_OTK_BATCH_MAX;
+        size_t authentic = 0;
         for (size_t j = 0; j < group; j++)
             wg_nonce(nonces[j], pkts[first + j].counter);
         im->chacha20_otk_batch(otks, key, (const uint8_t(*)[WGF_NONCE_LEN])nonces, group);
         for (size_t j = 0; j < group; j++) {
             struct wgf_packet *p = &pkts[first + j];
-            if (p->len < WGF_AEAD_TAG_LEN) {
-                p->result = -1;
+            p->result = -1;
+            if (p->len < WGF_AEAD_TAG_LEN)
                 continue;
-            }
-            p->result = open_with_otk(im, p->data, p->data, p->len, NULL, 0, nonces[j], key,
-                                      otks[j]);
-            opened += p->result == 0;
+            size_t ct_len = p->len - WGF_AEAD_TAG_LEN;
+            im->poly1305_aead(tag, otks[j], NULL, 0, p->data, ct_len);
+            if (wgf_tag_verify(tag, p->data + ct_len) != 0)
+                continue;
+            p->result = 0;
+            jobs[authentic].data = p->data;
+            jobs[authentic].len = ct_len;
+            memcpy(jobs[authentic].nonce, nonces[j], WGF_NONCE_LEN);
+            jobs[authentic].with_otk = 0;
+            authentic++;
         }
+        im->chacha20_jobs(jobs, authentic, key);
+        opened += authentic;
     }
     wgf_memzero(otks, sizeof(otks));
+    wgf_memzero(tag, sizeof(tag));
     return opened;
 }
 

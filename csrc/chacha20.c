@@ -144,9 +144,14 @@ void wgf_chacha20_otk_batch_scalar(uint8_t (*otk)[32], const uint8_t key[32],
 
 void wgf_chacha20_jobs_scalar(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32])
 {
-    for (size_t i = 0; i < n; i++)
-        wgf_chacha20_xor_otk_scalar(jobs[i].otk, jobs[i].data, jobs[i].data, jobs[i].len, key,
-                                    jobs[i].nonce);
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].with_otk)
+            wgf_chacha20_xor_otk_scalar(jobs[i].otk, jobs[i].data, jobs[i].data, jobs[i].len, key,
+                                        jobs[i].nonce);
+        else
+            wgf_chacha20_xor_scalar(jobs[i].data, jobs[i].data, jobs[i].len, key, jobs[i].nonce,
+                                    1);
+    }
 }
 
 void wgf_hchacha20(uint8_t out[32], const uint8_t key[32], const uint8_t nonce[16])

@@ -52,14 +52,16 @@ void wgf_chacha20_otk_batch_avx512(uint8_t (*otk)[32], const uint8_t key[32],
                                    const uint8_t (*nonce)[12], size_t n);
 
 /* The fused form over a group of in-place messages under one key: for each job, otk = block 0 of
- * (key, nonce) and data[0..len) ^= keystream from block 1. The SIMD versions treat the group's
- * blocks as one stream of (message, block) lanes, so short packets fill whole passes instead of
- * one mostly idle pass each. */
+ * (key, nonce) if with_otk (else otk is left alone), and data[0..len) ^= keystream from block 1.
+ * The SIMD versions treat the group's blocks as one stream of (message, block) lanes, so short
+ * packets fill whole passes instead of one mostly idle pass each. Seal sets with_otk; open, which
+ * must verify before decrypting, runs the authentic packets again without it. */
 struct wgf_chacha20_job {
     uint8_t *data;
     size_t len;
     uint8_t nonce[12];
     uint8_t otk[32];
+    int with_otk;
 };
 typedef void (*wgf_chacha20_jobs_fn)(struct wgf_chacha20_job *jobs, size_t n,
                                      const uint8_t key[32]);

@@ -358,8 +358,10 @@ void wgf_chacha20_jobs_avx2(struct wgf_chacha20_job *jobs, size_t n, const uint8
             nonce_words[i] = load_le32(jobs[j].nonce + 4 * i);
         size_t remaining = jobs[j].len;
         uint8_t *data = jobs[j].data;
+        if (!jobs[j].with_otk && remaining == 0)
+            continue;
         /* Block 0 is the one-time key, blocks 1.. cover the data. */
-        for (uint32_t block = 0;; block++) {
+        for (uint32_t block = jobs[j].with_otk ? 0 : 1;; block++) {
             lane_words[0][lanes] = block;
             for (int i = 0; i < 3; i++)
                 lane_words[1 + i][lanes] = nonce_words[i];
