@@ -122,6 +122,23 @@ out:
     return ret;
 }
 
+int wgf_index_table_replace(struct wgf_index_table *t, uint32_t index, uint32_t peer,
+                            uint32_t keypair)
+{
+    if (peer == 0)
+        return -EINVAL;
+    int ret = -ENOENT;
+    pthread_rwlock_wrlock(&t->lock);
+    struct slot *s = &t->slots[probe(t, index)];
+    if (s->peer != 0) {
+        s->peer = peer;
+        s->keypair = keypair;
+        ret = 0;
+    }
+    pthread_rwlock_unlock(&t->lock);
+    return ret;
+}
+
 int wgf_index_table_remove(struct wgf_index_table *t, uint32_t index)
 {
     int ret = 0;

@@ -28,6 +28,11 @@ void wgf_index_table_free(struct wgf_index_table *t);
 /* 0; -EEXIST if index is already present (nothing changes); -EINVAL if peer is 0; -ENOMEM. */
 int wgf_index_table_insert(struct wgf_index_table *t, uint32_t index, uint32_t peer,
                            uint32_t keypair);
+/* Re-points an existing index in one step (a handshake's index handed to the keypair it made,
+ * a keypair moved to another slot): readers see the old entry or the new one, never a gap.
+ * 0; -ENOENT if absent (nothing is inserted); -EINVAL if peer is 0. */
+int wgf_index_table_replace(struct wgf_index_table *t, uint32_t index, uint32_t peer,
+                            uint32_t keypair);
 /* 0, or -ENOENT if absent. */
 int wgf_index_table_remove(struct wgf_index_table *t, uint32_t index);
 /* 0 and *out filled, or -ENOENT (and *out = {0, 0}). */

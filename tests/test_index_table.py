@@ -22,6 +22,11 @@ def test_insert_lookup_remove():
         t.insert(7, 9, 9)
     assert t.lookup(7) == (1, 0)  # the refused duplicate changed nothing
     assert t.lookup_many([7, 8, 0]) == [(1, 0), None, (2, 5)]
+    t.replace(7, 4, 1)  # e.g. a handshake's index handed to its new keypair
+    assert t.lookup(7) == (4, 1)
+    with pytest.raises(KeyError):
+        t.replace(8, 4, 1)
+    assert 8 not in t
     t.remove(7)
     with pytest.raises(KeyError):
         t.remove(7)
@@ -41,7 +46,7 @@ def test_bad_arguments():
 
 indices = st.one_of(st.integers(0, 300), st.integers(0, 2**32 - 1))
 ops = st.lists(
-    st.tuples(st.sampled_from(["insert", "insert", "remove", "lookup"]), indices,
+    st.tuples(st.sampled_from(["insert", "insert", "remove", "replace", "lookup"]), indices,
               st.integers(1, 2**32 - 1), st.integers(0, 2**32 - 1)),
     max_size=400,
 )
@@ -59,6 +64,13 @@ def test_matches_dict(ops):
             else:
                 t.insert(index, peer, keypair)
                 ref[index] = (peer, keypair)
+        elif op == "replace":
+            if index in ref:
+                t.replace(index, peer, keypair)
+                ref[index] = (peer, keypair)
+            else:
+                with pytest.raises(KeyError):
+                    t.replace(index, peer, keypair)
         elif op == "remove":
             if index in ref:
                 t.remove(index)

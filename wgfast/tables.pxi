@@ -66,6 +66,8 @@ cdef extern from "index_table.h" nogil:
     void wgf_index_table_free(wgf_index_table *t)
     int wgf_index_table_insert(wgf_index_table *t, uint32_t index, uint32_t peer,
                                uint32_t keypair)
+    int wgf_index_table_replace(wgf_index_table *t, uint32_t index, uint32_t peer,
+                                uint32_t keypair)
     int wgf_index_table_remove(wgf_index_table *t, uint32_t index)
     int wgf_index_table_lookup(wgf_index_table *t, uint32_t index, wgf_index_entry *out)
     size_t wgf_index_table_lookup_batch(wgf_index_table *t, const uint32_t *indices,
@@ -322,6 +324,16 @@ cdef class IndexTable:
             raise MemoryError()
         if rc != 0:
             raise ValueError(f"cannot insert index {index} (error {-rc})")
+
+    def replace(self, uint32_t index, uint32_t peer, uint32_t keypair) -> None:
+        """Re-point an existing index in one step; KeyError if absent."""
+        if peer == 0:
+            raise ValueError("peer id 0 means 'no peer'")
+        cdef int rc
+        with nogil:
+            rc = wgf_index_table_replace(self.table, index, peer, keypair)
+        if rc != 0:
+            raise KeyError(index)
 
     def remove(self, uint32_t index) -> None:
         """Drop an index; KeyError if absent."""

@@ -41,6 +41,13 @@ WGF_TEST(index_table_basic)
     CHECK(wgf_index_table_count(t) == 2);
     CHECK(wgf_index_table_insert(t, 42, 8, 2) == 0);
     CHECK(wgf_index_table_lookup(t, 42, &e) == 0 && e.peer == 8 && e.keypair == 2);
+
+    CHECK(wgf_index_table_replace(t, 42, 9, 3) == 0);
+    CHECK(wgf_index_table_lookup(t, 42, &e) == 0 && e.peer == 9 && e.keypair == 3);
+    CHECK(wgf_index_table_replace(t, 42, 0, 3) == -EINVAL);
+    CHECK(wgf_index_table_replace(t, 4242, 1, 1) == -ENOENT);
+    CHECK(wgf_index_table_lookup(t, 4242, &e) == -ENOENT); /* replace never inserts */
+    CHECK(wgf_index_table_count(t) == 3);
     wgf_index_table_free(t);
     wgf_index_table_free(NULL);
 }
