@@ -141,7 +141,7 @@ struct wgf_dp_peer_info {
     uint64_t current_send_counter;
 };
 /* 0 or -ENOENT. Times are 0 for "never". */
-int wgf_dp_peer_info(struct wgf_dp *dp, uint32_t peer, struct wgf_dp_peer_info *info);
+int wgf_dp_peer_get_info(struct wgf_dp *dp, uint32_t peer, struct wgf_dp_peer_info *info);
 
 /* The tables the data plane routes with; owned by dp, alive until wgf_dp_free. Python edits the
  * allowed IPs directly; the index table is filled by wgf_dp_peer_install_keypair and only read

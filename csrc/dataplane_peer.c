@@ -375,7 +375,7 @@ int wgf_dp_peer_drop_staged(struct wgf_dp *dp, uint32_t id)
     return n;
 }
 
-int wgf_dp_peer_info(struct wgf_dp *dp, uint32_t id, struct wgf_dp_peer_info *info)
+int wgf_dp_peer_get_info(struct wgf_dp *dp, uint32_t id, struct wgf_dp_peer_info *info)
 {
     memset(info, 0, sizeof(*info));
     uint64_t now = wgf_dp_now_ns();

@@ -172,7 +172,7 @@ WGF_TEST(dataplane_packets_cross_and_match)
     CHECK(poll_msgs(&b, msgs, 4) == 1);
     CHECK(msgs[0].kind == WGF_DP_MSG_KEYPAIR_CONFIRMED && msgs[0].peer == PEER_ID);
     struct wgf_dp_peer_info info;
-    CHECK(wgf_dp_peer_info(b.dp, PEER_ID, &info) == 0);
+    CHECK(wgf_dp_peer_get_info(b.dp, PEER_ID, &info) == 0);
     CHECK(info.has_current && !info.has_next && !info.current_is_initiator);
     CHECK(info.rx_packets == 3 && info.last_data_received_ns != 0);
     CHECK(info.endpoint.in4.sin_port == a.addr.sin_port);
@@ -183,7 +183,7 @@ WGF_TEST(dataplane_packets_cross_and_match)
     pump(&a, &b, 3);
     CHECK(tun_read(&a, got, sizeof(got)) == 100);
     CHECK_MEM(got, pkt[0], 100);
-    CHECK(wgf_dp_peer_info(a.dp, PEER_ID, &info) == 0);
+    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0);
     CHECK(info.tx_packets == 3 && info.rx_packets == 1 && info.current_send_counter == 3);
     /* Padded to 16, plus header and tag: 32 + 32, 32 + 336, 32 + 1420 (MTU caps padding). */
     CHECK(info.tx_bytes == 64 + 368 + 1452);
@@ -209,7 +209,7 @@ WGF_TEST(dataplane_staged_until_handshake)
     struct pollfd pfd = {.fd = wgf_dp_event_fd(a.dp), .events = POLLIN};
     CHECK(poll(&pfd, 1, 0) == 0); /* drained queue: event fd no longer readable */
     struct wgf_dp_peer_info info;
-    CHECK(wgf_dp_peer_info(a.dp, PEER_ID, &info) == 0 && info.staged == 5);
+    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0 && info.staged == 5);
     CHECK(tun_read(&b, got, sizeof(got)) == -1);
 
     handshake(&a, &b, wgf_dp_now_ns());
@@ -219,7 +219,7 @@ WGF_TEST(dataplane_staged_until_handshake)
         CHECK_MEM(got, pkt[i], (size_t)(60 + i));
     }
     CHECK(stats_of(&a).staged_flushed == 5);
-    CHECK(wgf_dp_peer_info(a.dp, PEER_ID, &info) == 0 && info.staged == 0);
+    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0 && info.staged == 0);
     side_close(&a);
     side_close(&b);
 }
@@ -237,7 +237,7 @@ WGF_TEST(dataplane_staged_queue_bounded_and_droppable)
     }
     pump(&a, &b, 2);
     struct wgf_dp_peer_info info;
-    CHECK(wgf_dp_peer_info(a.dp, PEER_ID, &info) == 0 && info.staged == WGF_DP_STAGED_MAX);
+    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0 && info.staged == WGF_DP_STAGED_MAX);
     CHECK(stats_of(&a).drops[WGF_DROP_STAGED_OVERFLOW] == 3);
     CHECK(wgf_dp_peer_drop_staged(a.dp, PEER_ID) == WGF_DP_STAGED_MAX);
     CHECK(stats_of(&a).drops[WGF_DROP_STAGED_DISCARDED] == WGF_DP_STAGED_MAX);
@@ -351,7 +351,7 @@ WGF_TEST(dataplane_keepalive_is_authenticated_not_written)
     CHECK(st.keepalives_received == 1 && st.rx_packets == 1);
     CHECK(stats_of(&a).keepalives_sent == 1);
     struct wgf_dp_peer_info info;
-    CHECK(wgf_dp_peer_info(b.dp, PEER_ID, &info) == 0);
+    CHECK(wgf_dp_peer_get_info(b.dp, PEER_ID, &info) == 0);
     CHECK(info.last_received_ns != 0 && info.last_data_received_ns == 0);
     CHECK(info.has_current); /* a keepalive confirms the keypair as well */
     CHECK(info.rx_bytes == 32);
@@ -384,7 +384,7 @@ WGF_TEST(dataplane_keypair_age_limits)
     CHECK(write(a.tun[1], pkt, 100) == 100);
     pump(&a, &b, 1);
     struct wgf_dp_peer_info info;
-    CHECK(wgf_dp_peer_info(a.dp, PEER_ID, &info) == 0 && info.staged == 1);
+    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0 && info.staged == 1);
     CHECK(poll_msgs(&a, msgs, 4) == 1 && msgs[0].kind == WGF_DP_MSG_NEED_HANDSHAKE);
     side_close(&a);
     side_close(&b);
@@ -514,7 +514,7 @@ WGF_TEST(dataplane_rejects_bad_arguments)
     struct wgf_dp_peer_info info;
     int found = 0;
     for (uint32_t id = 100; id < 400; id++)
-        found += wgf_dp_peer_info(a.dp, id, &info) == 0;
+        found += wgf_dp_peer_get_info(a.dp, id, &info) == 0;
     CHECK(found == 150);
     side_close(&a);
     side_close(&b);
