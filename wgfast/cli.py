@@ -48,6 +48,165 @@ def cmd_bench_crypto(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- keys, show, up/down (wg and wg-quick work-alikes) -------------------------------------
+
+_KEY_ERROR = "Key is not the correct length or format"
+
+
+def _warn_world_accessible_stdout() -> None:
+    import os
+    import stat
+
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o007:
+        print("Warning: writing to world accessible file.\n"
+              "Consider setting the umask to 077 and trying again.", file=sys.stderr)
+
+
+def cmd_genkey(args: argparse.Namespace) -> int:
+    from wgfast import keys
+
+    _warn_world_accessible_stdout()
+    print(keys.to_base64(keys.generate_private_key()))
+    return 0
+
+
+def cmd_genpsk(args: argparse.Namespace) -> int:
+    from wgfast import keys
+
+    _warn_world_accessible_stdout()
+    print(keys.to_base64(keys.generate_preshared_key()))
+    return 0
+
+
+def cmd_pubkey(args: argparse.Namespace) -> int:
+    from wgfast import keys
+
+    text = sys.stdin.read(1024)
+    try:
+        private = keys.from_base64(text)
+    except keys.KeyFormatError:
+        print(f"{parser_prog()}: {_KEY_ERROR}", file=sys.stderr)
+        return 1
+    print(keys.to_base64(keys.public_key(private)))
+    return 0
+
+
+def parser_prog() -> str:
+    return "wgfast"
+
+
+def _device_state(name: str):
+    from wgfast.api import Device
+
+    return Device(name).state()
+
+
+def _uapi_failure(name: str, exc: Exception) -> int:
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        print(f"Unable to access interface {name}: No such device", file=sys.stderr)
+    elif isinstance(exc, PermissionError):
+        print(f"Unable to access interface {name}: Permission denied (run as root)",
+              file=sys.stderr)
+    else:
+        print(f"Unable to access interface {name}: {exc}", file=sys.stderr)
+    return 1
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from wgfast import show
+    from wgfast.uapi import UAPIError
+
+    names = [args.name] if args.name and args.name != "all" else show.list_interfaces()
+    states = []
+    for name in names:
+        try:
+            states.append(_device_state(name))
+        except (OSError, UAPIError) as exc:
+            if args.name and args.name != "all":
+                return _uapi_failure(name, exc)
+            # A stale socket (or one from another network namespace): skip, as wg does.
+    if args.json:
+        print(json.dumps([show.as_json(s) for s in states] if not args.name or
+                         args.name == "all" else show.as_json(states[0]), indent=2))
+    elif args.dump:
+        with_name = not args.name or args.name == "all"
+        sys.stdout.write("".join(show.format_dump(s, with_name) for s in states))
+    else:
+        sys.stdout.write("\n".join(show.format_show(s) for s in states))
+    return 0
+
+
+def cmd_showconf(args: argparse.Namespace) -> int:
+    from wgfast import show
+    from wgfast.uapi import UAPIError
+
+    try:
+        state = _device_state(args.name)
+    except (OSError, UAPIError) as exc:
+        return _uapi_failure(args.name, exc)
+    sys.stdout.write(show.format_showconf(state))
+    return 0
+
+
+def _quick(action: str, target: str) -> int:
+    import logging
+
+    from wgfast import quick, wgquick
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        if action == "up":
+            quick.up(target)
+        else:
+            quick.down(target)
+    except (quick.QuickError, wgquick.ConfigError) as exc:
+        print(f"wgfast {action}: {exc}", file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        print(f"wgfast {action}: permission denied: {exc.filename or exc} (run as root)",
+              file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"wgfast {action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _quick("up", args.config)
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    return _quick("down", args.config)
+
+
+def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
+    sub.add_parser("genkey", help="print a new private key (as `wg genkey`)").set_defaults(
+        func=cmd_genkey)
+    sub.add_parser("genpsk", help="print a new preshared key (as `wg genpsk`)").set_defaults(
+        func=cmd_genpsk)
+    sub.add_parser("pubkey", help="read a private key on stdin, print its public key"
+                   ).set_defaults(func=cmd_pubkey)
+    show_parser = sub.add_parser("show", help="show interfaces (as `wg show`)")
+    show_parser.add_argument("name", nargs="?", help="interface name, or all (default)")
+    show_parser.add_argument("--json", action="store_true",
+                             help="the fields of `wg show all dump` and wgfast's counters")
+    show_parser.add_argument("--dump", action="store_true", help="as `wg show ... dump`")
+    show_parser.set_defaults(func=cmd_show)
+    showconf = sub.add_parser("showconf", help="print an interface's configuration")
+    showconf.add_argument("name")
+    showconf.set_defaults(func=cmd_showconf)
+    for action, func in (("up", cmd_up), ("down", cmd_down)):
+        p = sub.add_parser(action, help=f"bring a wg-quick configuration {action}")
+        p.add_argument("config", metavar="CONFIG|NAME",
+                       help="a path to NAME.conf, or NAME for /etc/wireguard/NAME.conf")
+        p.set_defaults(func=func)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wgfast", description="Userspace WireGuard with a batched, compiled data plane."
@@ -67,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     crypto.add_argument("--seconds", type=float, default=0.3,
                         help="approximate time spent per row (default 0.3)")
     crypto.set_defaults(func=cmd_bench_crypto)
+    _add_wg_commands(sub)
     return parser
 
 

@@ -1,0 +1,537 @@
+"""`wgfast up` / `wgfast down`: wg-quick's job for a userspace WireGuard, through pyroute2.
+
+up: PreUp hooks, start the daemon ($WGFAST_DAEMON, default `wgfastd`, run as `DAEMON NAME` like
+wg-quick runs wireguard-go), WireGuard settings over UAPI, addresses, MTU and link up, DNS via
+resolvconf, a route per allowed IP (a default route gets wg-quick's fwmark table and policy
+rules, plus src_valid_mark), PostUp hooks.
+
+Every change is appended to a journal, written to /run/wgfast/NAME.json as it happens. If any
+step fails, the journal is undone in reverse and nothing is left behind; `down` undoes exactly
+the journal (PreDown hooks first, PostDown last), so it removes what `up` added and nothing else.
+Not done (yet): wg-quick's nftables rules that guard against spoofed packets to the tunnel
+addresses and copy the fwmark through conntrack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import json
+import logging
+import os
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from wgfast import wgquick
+from wgfast.api import Device, config_changes
+from wgfast.uapi import ChangeSet, UAPIError, socket_path
+
+log = logging.getLogger(__name__)
+
+RUN_DIRECTORY = os.environ.get("WGFAST_RUN_DIR", "/run/wgfast")
+DEFAULT_DAEMON = "wgfastd"
+DEFAULT_TABLE = 51820  # wg-quick's first choice of table (and fwmark) for default routes
+MTU_OVERHEAD = 80  # wg-quick: IPv6 header 40 + UDP 8 + WireGuard 32
+FALLBACK_MTU = 1500
+RT_TABLE_MAIN = 254
+FIB_RULE_INVERT = 0x2
+CAP_NET_ADMIN = 12
+DAEMON_START_TIMEOUT = 15.0
+SRC_VALID_MARK = "/proc/sys/net/ipv4/conf/all/src_valid_mark"
+
+
+class QuickError(Exception):
+    """A failure a person can act on; the message says what and how."""
+
+
+@dataclass
+class Journal:
+    """What `up` did, in order; saved after every step."""
+
+    interface: str
+    config_path: str
+    path: str
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    pre_down: list[str] = field(default_factory=list)
+    post_down: list[str] = field(default_factory=list)
+    save_config: bool = False
+
+    def record(self, kind: str, **details: Any) -> None:
+        self.actions.append({"kind": kind, **details})
+        self.save()
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        data = {"interface": self.interface, "config_path": self.config_path,
+                "actions": self.actions, "pre_down": self.pre_down,
+                "post_down": self.post_down, "save_config": self.save_config}
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".state-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def load(cls, path: str) -> Journal:
+        with open(path) as f:
+            data = json.load(f)
+        return cls(data["interface"], data["config_path"], path, data["actions"],
+                   data.get("pre_down", []), data.get("post_down", []),
+                   data.get("save_config", False))
+
+
+def state_path(interface: str) -> str:
+    return os.path.join(RUN_DIRECTORY, f"{interface}.json")
+
+
+def check_privilege(what: str) -> None:
+    """Both commands change the network configuration: they need CAP_NET_ADMIN."""
+    try:
+        with open("/proc/self/status") as f:
+            caps = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+    except (OSError, StopIteration, ValueError):
+        caps = ~0 if os.geteuid() == 0 else 0
+    if not caps & (1 << CAP_NET_ADMIN):
+        raise QuickError(f"`wgfast {what}` needs the CAP_NET_ADMIN capability (to add links, "
+                         "addresses, routes and rules): run it as root, e.g. with sudo")
+
+
+def run_hooks(hooks: list[str], interface: str, stage: str) -> None:
+    for hook in hooks:
+        command = hook.replace("%i", interface)
+        log.info("[#] %s", command)
+        result = subprocess.run(["bash", "-c", command], check=False)
+        if result.returncode != 0:
+            raise QuickError(f"{stage} command failed (exit {result.returncode}): {command}")
+
+
+def _peer_pid(path: str) -> int | None:
+    """The pid of the process serving a UAPI socket (SO_PEERCRED)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(path)
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return None
+    pid, _, _ = struct.unpack("3i", creds)
+    return pid or None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class _Netlink:
+    """The few rtnetlink operations up/down need, through pyroute2."""
+
+    def __init__(self) -> None:
+        from pyroute2 import IPRoute
+
+        self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def ifindex(self, name: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    def link_mtu(self, index: int) -> int | None:
+        links = self.ipr.link("get", index=index)
+        return links[0].get("IFLA_MTU") if links else None
+
+    def route_mtu(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int | None:
+        """The MTU towards `address` (wg-quick: `ip route get`, then the device's MTU)."""
+        try:
+            routes = self.ipr.route("get", dst=str(address))
+        except Exception:  # noqa: BLE001 - unreachable destination: no answer, not an error
+            return None
+        if not routes:
+            return None
+        metrics = routes[0].get("RTA_METRICS")
+        if metrics is not None and metrics.get("RTAX_MTU"):
+            return metrics.get("RTAX_MTU")
+        oif = routes[0].get("RTA_OIF")
+        return self.link_mtu(oif) if oif else None
+
+    def default_route_mtu(self) -> int | None:
+        for route in self.ipr.route("dump", family=socket.AF_INET, table=RT_TABLE_MAIN):
+            if route["dst_len"] == 0 and route.get("RTA_OIF"):
+                return self.link_mtu(route.get("RTA_OIF"))
+        return None
+
+    def table_in_use(self, table: int) -> bool:
+        return any(True for family in (socket.AF_INET, socket.AF_INET6)
+                   for _ in self.ipr.route("dump", family=family, table=table))
+
+    def covered_by_route(self, index: int, prefix: wgquick.Network) -> bool:
+        """wg-quick's `ip route show dev IF match PREFIX`: a main-table route on the interface
+        already contains the prefix (e.g. the one an Address added)."""
+        family = socket.AF_INET if prefix.version == 4 else socket.AF_INET6
+        for route in self.ipr.route("dump", family=family, table=RT_TABLE_MAIN, oif=index):
+            dst = route.get("RTA_DST") or ("0.0.0.0" if prefix.version == 4 else "::")
+            network = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+            if prefix.subnet_of(network):  # type: ignore[arg-type]
+                return True
+        return False
+
+    def next_rule_priority(self, family: int) -> int:
+        """The priority the kernel picks when `ip rule add` names none: one below the first
+        rule after priority 0."""
+        priorities = [r.get("FRA_PRIORITY") or 0 for r in self.ipr.rule("dump", family=family)]
+        nonzero = [p for p in priorities if p > 0]
+        return (min(nonzero) - 1) if nonzero else 0
+
+
+def _family(prefix: str) -> int:
+    return socket.AF_INET6 if ":" in prefix else socket.AF_INET
+
+
+# --- up -----------------------------------------------------------------------------------
+
+
+def up(config_or_name: str) -> Journal:
+    check_privilege("up")
+    path, name = wgquick.locate(config_or_name)
+    config = wgquick.load(path)
+    if os.path.exists(state_path(name)):
+        raise QuickError(f"{name} is already up (state in {state_path(name)}); "
+                         f"run `wgfast down {name}` first")
+    net = _Netlink()
+    try:
+        if net.ifindex(name) is not None:
+            raise QuickError(f"`{name}' already exists")
+        if config.interface.dns_servers or config.interface.dns_search:
+            if shutil.which("resolvconf") is None:
+                raise QuickError("DNS= needs the `resolvconf` command, which is not installed "
+                                 "(install openresolv or resolvconf, or remove DNS=)")
+        journal = Journal(name, os.path.abspath(path), state_path(name),
+                          pre_down=config.interface.pre_down,
+                          post_down=config.interface.post_down,
+                          save_config=config.interface.save_config)
+        journal.save()
+        try:
+            _bring_up(config, name, journal, net)
+        except BaseException as exc:
+            log.error("%s; rolling back", exc)
+            _undo(journal, net)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(journal.path)
+            raise
+        return journal
+    finally:
+        net.close()
+
+
+def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, net: _Netlink) -> None:
+    iface = config.interface
+    run_hooks(iface.pre_up, name, "PreUp")
+    _start_daemon(name, journal)
+    index = net.ifindex(name)
+    if index is None:
+        raise QuickError(f"the daemon did not create the interface {name}")
+    try:
+        changes = config_changes(config)  # resolves endpoint host names
+    except OSError as exc:
+        raise QuickError(str(exc)) from None
+    try:
+        Device(name).client.set(changes)
+    except UAPIError as exc:
+        raise QuickError(f"the daemon refused the WireGuard settings of {config.path}: "
+                         f"{exc}") from None
+    for address in iface.addresses:
+        family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+        log.info("[#] ip address add %s dev %s", address, name)
+        net.ipr.addr("add", index=index, family=family, address=str(address.ip),
+                      prefixlen=address.network.prefixlen)
+        journal.record("address", index=index, family=family, address=str(address.ip),
+                       prefixlen=address.network.prefixlen)
+    mtu = iface.mtu or _automatic_mtu(changes, net)
+    before = net.ipr.link("get", index=index)[0]
+    log.info("[#] ip link set mtu %d up dev %s", mtu, name)
+    net.ipr.link("set", index=index, mtu=mtu, state="up")
+    journal.record("link", index=index, mtu_before=before.get("IFLA_MTU"),
+                   was_up=bool(before["flags"] & 1))
+    if iface.dns_servers or iface.dns_search:
+        _set_dns(name, iface, journal)
+    prefixes = sorted({n for p in config.peers for n in p.allowed_ips},
+                      key=lambda n: (n.prefixlen, n.version, str(n)), reverse=True)
+    fwmark_table: list[int] = []  # the table chosen for default routes, once
+    for prefix in prefixes:
+        _add_route(prefix, name, index, iface, net, journal, fwmark_table)
+    run_hooks(iface.post_up, name, "PostUp")
+
+
+def _start_daemon(name: str, journal: Journal) -> None:
+    command = shlex.split(os.environ.get("WGFAST_DAEMON", DEFAULT_DAEMON)) + [name]
+    log.info("[#] %s", " ".join(command))
+    env = dict(os.environ)
+    env.pop("WG_PROCESS_FOREGROUND", None)  # the daemon must detach and return when ready
+    try:
+        result = subprocess.run(command, env=env, capture_output=True, text=True,
+                                timeout=DAEMON_START_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise QuickError(f"cannot start the daemon: `{command[0]}` not found (set "
+                         "WGFAST_DAEMON to the userspace WireGuard to run)") from None
+    except subprocess.TimeoutExpired:
+        raise QuickError(f"`{' '.join(command)}` did not return within "
+                         f"{DAEMON_START_TIMEOUT:.0f} s") from None
+    path = socket_path(name)
+    deadline = time.monotonic() + 5
+    while not os.path.exists(path) and time.monotonic() < deadline and result.returncode == 0:
+        time.sleep(0.02)
+    pid = _peer_pid(path) if os.path.exists(path) else None
+    # Recorded even on failure, so a half-started daemon is cleaned up too.
+    journal.record("daemon", interface=name, socket=path, pid=pid)
+    if result.returncode != 0 or pid is None:
+        detail = (result.stderr or result.stdout).strip()
+        raise QuickError(f"`{' '.join(command)}` failed (exit {result.returncode})"
+                         + (f": {detail}" if detail else ""))
+
+
+def _automatic_mtu(changes: ChangeSet, net: _Netlink) -> int:
+    """wg-quick's rule: the largest MTU towards any endpoint (else the default route's
+    device), less the WireGuard overhead."""
+    mtu = 0
+    for peer in changes.peers:
+        if peer.endpoint is not None:
+            mtu = max(mtu, net.route_mtu(peer.endpoint.address) or 0)
+    if not mtu:
+        mtu = net.default_route_mtu() or FALLBACK_MTU
+    return mtu - MTU_OVERHEAD
+
+
+def _set_dns(name: str, iface: wgquick.InterfaceConfig, journal: Journal) -> None:
+    lines = [f"nameserver {a}" for a in iface.dns_servers]
+    if iface.dns_search:
+        lines.append(f"search {' '.join(iface.dns_search)}")
+    log.info("[#] resolvconf -a tun.%s -m 0 -x", name)
+    result = subprocess.run(["resolvconf", "-a", f"tun.{name}", "-m", "0", "-x"],
+                            input="\n".join(lines) + "\n", text=True, capture_output=True,
+                            check=False)
+    if result.returncode != 0:
+        raise QuickError(f"resolvconf failed: {result.stderr.strip()}")
+    journal.record("dns", interface=name)
+
+
+def _add_route(prefix: wgquick.Network, name: str, index: int,
+               iface: wgquick.InterfaceConfig, net: _Netlink, journal: Journal,
+               fwmark_table: list[int]) -> None:
+    family = socket.AF_INET if prefix.version == 4 else socket.AF_INET6
+    if iface.table == "off":
+        return
+    if iface.table_id is not None:
+        _route(net, journal, family, str(prefix), index, iface.table_id)
+    elif prefix.prefixlen == 0:
+        _add_default(prefix, name, index, iface, net, journal, fwmark_table)
+    elif not net.covered_by_route(index, prefix):
+        _route(net, journal, family, str(prefix), index, RT_TABLE_MAIN)
+
+
+def _route(net: _Netlink, journal: Journal, family: int, dst: str, index: int,
+           table: int) -> None:
+    log.info("[#] ip route add %s dev %s table %d", dst, journal.interface, table)
+    net.ipr.route("add", family=family, dst=dst, oif=index, table=table)
+    journal.record("route", family=family, dst=dst, oif=index, table=table)
+
+
+def _add_default(prefix: wgquick.Network, name: str, index: int,
+                 iface: wgquick.InterfaceConfig, net: _Netlink, journal: Journal,
+                 fwmark_table: list[int]) -> None:
+    if not fwmark_table:
+        if iface.fwmark:
+            table = iface.fwmark
+        else:
+            table = DEFAULT_TABLE
+            while net.table_in_use(table):
+                table += 1
+            log.info("[#] wg set %s fwmark %d", name, table)
+            Device(name).configure(fwmark=table)
+        fwmark_table.append(table)
+    table = fwmark_table[0]
+    family = socket.AF_INET if prefix.version == 4 else socket.AF_INET6
+    done = {(a["family"]) for a in journal.actions if a["kind"] == "rule"}
+    if family not in done:
+        priority = net.next_rule_priority(family)
+        log.info("[#] ip rule add not fwmark %d table %d", table, table)
+        net.ipr.rule("add", family=family, fwmark=table, table=table, flags=FIB_RULE_INVERT,
+                     priority=priority)
+        journal.record("rule", family=family, priority=priority, table=table, fwmark=table,
+                       flags=FIB_RULE_INVERT)
+        priority = net.next_rule_priority(family)
+        log.info("[#] ip rule add table main suppress_prefixlength 0")
+        net.ipr.rule("add", family=family, table=RT_TABLE_MAIN, suppress_prefixlen=0,
+                     priority=priority)
+        journal.record("rule", family=family, priority=priority, table=RT_TABLE_MAIN,
+                       suppress_prefixlen=0)
+    _route(net, journal, family, str(prefix), index, table)
+    if family == socket.AF_INET and not any(a["kind"] == "sysctl" for a in journal.actions):
+        with open(SRC_VALID_MARK) as f:
+            old = f.read().strip()
+        if old != "1":
+            log.info("[#] sysctl -q net.ipv4.conf.all.src_valid_mark=1")
+            with open(SRC_VALID_MARK, "w") as f:
+                f.write("1\n")
+            journal.record("sysctl", path=SRC_VALID_MARK, old=old)
+
+
+# --- down / undo --------------------------------------------------------------------------
+
+
+def down(config_or_name: str) -> None:
+    check_privilege("down")
+    _, name = wgquick.locate(config_or_name)
+    path = state_path(name)
+    try:
+        journal = Journal.load(path)
+    except FileNotFoundError:
+        raise QuickError(f"{name} is not up through wgfast (no {path})") from None
+    except (OSError, ValueError, KeyError) as exc:
+        raise QuickError(f"cannot read the state file {path}: {exc}") from None
+    run_hooks(journal.pre_down, name, "PreDown")
+    if journal.save_config:
+        try:
+            save_config(journal)
+        except (OSError, UAPIError) as exc:
+            log.error("SaveConfig: could not save %s: %s", journal.config_path, exc)
+    net = _Netlink()
+    try:
+        failures = _undo(journal, net)
+    finally:
+        net.close()
+    os.unlink(path)
+    run_hooks(journal.post_down, name, "PostDown")
+    if failures:
+        raise QuickError("some changes could not be undone: " + "; ".join(failures))
+
+
+def _undo(journal: Journal, net: _Netlink) -> list[str]:
+    """Undo the journal in reverse. Things already gone are fine; anything else is reported."""
+    failures = []
+    for action in reversed(journal.actions):
+        try:
+            _undo_one(action, net)
+        except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+            # IPv6 addresses leave with the link going down (EADDRNOTAVAIL): also gone.
+            if getattr(exc, "code", None) in (errno.ENOENT, errno.ESRCH, errno.ENODEV,
+                                              errno.EADDRNOTAVAIL):
+                continue
+            failures.append(f"{action['kind']}: {exc}")
+            log.error("could not undo %s: %s", action, exc)
+    return failures
+
+
+def _undo_one(action: dict[str, Any], net: _Netlink) -> None:
+    kind = action["kind"]
+    if kind == "rule":
+        extra = {k: action[k] for k in ("fwmark", "flags", "suppress_prefixlen") if k in action}
+        log.info("[#] ip rule del priority %d", action["priority"])
+        net.ipr.rule("del", family=action["family"], priority=action["priority"],
+                     table=action["table"], **extra)
+    elif kind == "route":
+        if _link_present(net, action["oif"]):
+            log.info("[#] ip route del %s table %d", action["dst"], action["table"])
+            net.ipr.route("del", family=action["family"], dst=action["dst"],
+                          oif=action["oif"], table=action["table"])
+    elif kind == "address":
+        if _link_present(net, action["index"]):
+            net.ipr.addr("del", index=action["index"], family=action["family"],
+                         address=action["address"], prefixlen=action["prefixlen"])
+    elif kind == "link":
+        if _link_present(net, action["index"]):
+            net.ipr.link("set", index=action["index"], mtu=action["mtu_before"],
+                         state="up" if action["was_up"] else "down")
+    elif kind == "sysctl":
+        with open(action["path"], "w") as f:
+            f.write(action["old"] + "\n")
+    elif kind == "dns":
+        subprocess.run(["resolvconf", "-d", f"tun.{action['interface']}", "-f"], check=False)
+    elif kind == "daemon":
+        _stop_daemon(action, net)
+
+
+def _link_present(net: _Netlink, index: int) -> bool:
+    try:
+        return bool(net.ipr.link("get", index=index))
+    except Exception:  # noqa: BLE001 - ENODEV
+        return False
+
+
+def _stop_daemon(action: dict[str, Any], net: _Netlink) -> None:
+    """wg-quick's way for userspace: remove the UAPI socket (the daemon notices and exits,
+    taking its TUN with it), then delete the link if it is still there."""
+    name, pid = action["interface"], action.get("pid")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(action["socket"])
+    deadline = time.monotonic() + 3
+    while net.ifindex(name) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    index = net.ifindex(name)
+    if index is not None:
+        with contextlib.suppress(Exception):
+            net.ipr.link("del", index=index)
+    if pid:
+        deadline = time.monotonic() + 3
+        while _process_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _process_alive(pid) and _is_daemon_for(pid, name):
+            log.warning("daemon %d still running; sending SIGTERM", pid)
+            os.kill(pid, signal.SIGTERM)
+
+
+def _is_daemon_for(pid: int, name: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return name.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def save_config(journal: Journal) -> None:
+    """SaveConfig = true: write the live settings back to the file before going down."""
+    config = wgquick.load(journal.config_path)
+    state = Device(journal.interface).state()
+    net = _Netlink()
+    try:
+        index = net.ifindex(journal.interface)
+        addresses = []
+        if index is not None:
+            for msg in net.ipr.addr("dump", index=index):
+                ip = ipaddress.ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+                if not ip.is_link_local:
+                    addresses.append(ip)
+    finally:
+        net.close()
+    iface = config.interface
+    iface.addresses = addresses
+    iface.private_key = state.private_key
+    iface.listen_port = state.listen_port or None
+    iface.fwmark = state.fwmark or None
+    config.peers = [
+        wgquick.PeerConfig(
+            public_key=p.public_key, preshared_key=p.preshared_key,
+            allowed_ips=list(p.allowed_ips),
+            endpoint=(wgquick.EndpointSpec(str(p.endpoint.address), p.endpoint.port)
+                      if p.endpoint else None),
+            persistent_keepalive=p.persistent_keepalive or None,
+        )
+        for p in state.peers
+    ]  # fmt: skip
+    directory = os.path.dirname(os.path.abspath(journal.config_path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".wgfast-save-")
+    with os.fdopen(fd, "w") as f:
+        f.write(wgquick.format_config(config))
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, journal.config_path)
