@@ -4,7 +4,12 @@
  * An implementation is a matched pair: the ChaCha20 of one instruction set with the Poly1305 of
  * the same one. Seal runs the fused ChaCha20 (block 0 -> one-time key, blocks 1.. -> ciphertext)
  * and then Poly1305 over the ciphertext; open computes the one-time key, verifies the tag in
- * constant time, and only then decrypts, so a forged packet never changes the buffer. */
+ * constant time, and only then decrypts, so a forged packet never changes the buffer.
+ *
+ * The batch forms work in groups of 16 packets: seal runs ChaCha20 for the whole group as one
+ * stream of (packet, block) SIMD lanes, then Poly1305 per packet while the group is still in L1;
+ * open computes the group's one-time keys in one pass (a packet per lane), checks every tag, and
+ * decrypts the authentic packets together. */
 #include "aead.h"
 
 #include <string.h>
@@ -15,15 +20,6 @@
 
 #define WGF_NONCE_LEN 12
 #define WGF_OTK_LEN WGF_POLY1305_KEY_LEN
-
-/* Poly1305's SIMD variants live in poly1305_*.c, written separately; weak references let the
- * library still link (falling back to the scalar pair) in a build that lacks one of them. */
-extern void wgf_poly1305_aead_avx2(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
-                                   size_t ad_len, const uint8_t *ct, size_t ct_len)
-    __attribute__((weak));
-extern void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint8_t *ad,
-                                     size_t ad_len, const uint8_t *ct, size_t ct_len)
-    __attribute__((weak));
 
 struct aead_impl {
     int id;
@@ -43,12 +39,15 @@ static int cpu_always(void)
 
 static const struct aead_impl impls[] = {
     {WGF_IMPL_SCALAR, "scalar", wgf_chacha20_xor_scalar, wgf_chacha20_xor_otk_scalar,
-     wgf_chacha20_otk_batch_scalar, wgf_chacha20_jobs_scalar,      wgf_poly1305_aead_scalar, cpu_always},
+     wgf_chacha20_otk_batch_scalar, wgf_chacha20_jobs_scalar, wgf_poly1305_aead_scalar,
+     cpu_always},
 #if defined(__x86_64__)
     {WGF_IMPL_AVX2, "avx2", wgf_chacha20_xor_avx2, wgf_chacha20_xor_otk_avx2,
-     wgf_chacha20_otk_batch_avx2, wgf_chacha20_jobs_avx2,      wgf_poly1305_aead_avx2, wgf_cpu_has_avx2},
+     wgf_chacha20_otk_batch_avx2, wgf_chacha20_jobs_avx2, wgf_poly1305_aead_avx2,
+     wgf_cpu_has_avx2},
     {WGF_IMPL_AVX512, "avx512", wgf_chacha20_xor_avx512, wgf_chacha20_xor_otk_avx512,
-     wgf_chacha20_otk_batch_avx512, wgf_chacha20_jobs_avx512,      wgf_poly1305_aead_avx512, wgf_cpu_has_avx512},
+     wgf_chacha20_otk_batch_avx512, wgf_chacha20_jobs_avx512, wgf_poly1305_aead_avx512,
+     wgf_cpu_has_avx512},
 #endif
 };
 #define N_IMPLS (sizeof(impls) / sizeof(impls[0]))

@@ -101,21 +101,26 @@ void wgf_chacha20_block(uint8_t out[64], const uint8_t key[32], const uint8_t no
 void wgf_chacha20_xor_scalar(uint8_t *out, const uint8_t *in, size_t len, const uint8_t key[32],
                              const uint8_t nonce[12], uint32_t block)
 {
-    uint32_t s[16];
+    uint32_t s[16], x[16];
     uint8_t ks[WGF_CHACHA20_BLOCK_LEN];
 
     chacha20_state(s, key, nonce, block);
-    while (len > 0) {
-        size_t n = len < sizeof(ks) ? len : sizeof(ks);
-        chacha20_block_words(ks, s);
-        for (size_t i = 0; i < n; i++)
-            out[i] = in[i] ^ ks[i];
+    for (; len >= WGF_CHACHA20_BLOCK_LEN; len -= WGF_CHACHA20_BLOCK_LEN) {
+        memcpy(x, s, sizeof(x));
+        chacha20_rounds(x);
+        for (int i = 0; i < 16; i++)
+            store_le32(out + 4 * i, load_le32(in + 4 * i) ^ (x[i] + s[i]));
         s[12]++; /* 32-bit block counter: wraps to 0, never carries into the nonce */
-        out += n;
-        in += n;
-        len -= n;
+        out += WGF_CHACHA20_BLOCK_LEN;
+        in += WGF_CHACHA20_BLOCK_LEN;
+    }
+    if (len > 0) {
+        chacha20_block_words(ks, s);
+        for (size_t i = 0; i < len; i++)
+            out[i] = in[i] ^ ks[i];
     }
     wgf_memzero(s, sizeof(s));
+    wgf_memzero(x, sizeof(x));
     wgf_memzero(ks, sizeof(ks));
 }
 
