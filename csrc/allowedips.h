@@ -12,8 +12,9 @@
  *
  * Threading: one reader-writer lock per table, preferring writers. Lookups (single or batch)
  * take it shared; insert/remove take it exclusively for O(prefix length) work (remove_by_peer for
- * O(that peer's prefixes)); nodes are allocated before the lock is taken. A reader sees every
- * update entirely or not at all. Every function is safe from any thread and never calls Python.
+ * O(that peer's prefixes)); nodes come from a per-table pool, so the lock is held across an
+ * allocation only when the pool grows by a chunk (one per 32k nodes). A reader sees every update
+ * entirely or not at all. Every function is safe from any thread and never calls Python.
  *
  * Addresses are raw network-order bytes: 4 for IPv4, 16 for IPv6. Families are the IP header's
  * version nibble (4 or 6), so the data plane can pass packet[0] >> 4 straight in. Peer ids are
