@@ -8,7 +8,6 @@ import contextlib
 import os
 import shlex
 
-import pytest
 from conftest import needs_cmd, needs_tun
 from netns import Netns, NetnsPool, unique_name, wait_for
 
@@ -46,8 +45,3 @@ def userspace_interface(pool: NetnsPool, prefix: str = "wgc"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(iface.socket)
 
-
-@pytest.fixture
-def wg_iface(netns_pool: NetnsPool):
-    with userspace_interface(netns_pool) as iface:
-        yield iface
