@@ -6,7 +6,8 @@ socket exist (wg-quick runs `wg setconf` right after), and otherwise exits 1 wit
 reason. The child serves until SIGTERM/SIGINT, until its interface is deleted (a read error on
 the TUN fd) or until its UAPI socket file is removed; then it deletes both and exits.
 
-For now the device is a ConfigOnlyDevice: configuration only, no packets move.
+The device is wgfast.device.Device: UDP sockets, the compiled data plane on its own thread, and
+the handshakes and timers on this process's asyncio loop.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import time
 
 from . import __version__
-from .configonly import ConfigOnlyDevice
+from .device import Device
 from .ipc import SocketRemovalWatcher, UAPIServer, open_uapi_socket
 from .tun import DEFAULT_MTU, TunDevice, adopt_tun, check_interface_name, create_tun
 from .uapi import socket_path
@@ -52,9 +53,6 @@ logging: in the foreground wgfastd logs to stderr. Daemonized, it logs to the la
 process's stdout/stderr when {ENV_LOG_LEVEL} is set to verbose or error (as wireguard-go does;
 the launcher's output then stays open for the daemon's lifetime), to {ENV_LOG_FILE} when that is
 set, and nowhere otherwise.
-
-This build's device is configuration-only: the UAPI and the interface work, packets do not
-move yet (the data plane is not written).
 """
 
 
@@ -151,16 +149,16 @@ async def run_device(interface: str, readiness: Readiness) -> int:
         readiness.failed(f"failed to open UAPI socket for {tun.name}: {exc}")
         return EXIT_SETUP_FAILED
 
-    device = ConfigOnlyDevice(tun, request_stop)
+    device = Device(tun, request_stop)
     server = UAPIServer(device, listener, path)
     watcher = SocketRemovalWatcher(path, lambda: request_stop("UAPI socket file removed"))
     try:
+        device.start()  # before the server: a set must find the data plane running
         await server.start()
         watcher.start()
-        device.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, request_stop, f"received {signum.name}")
-        log.info("device %s started (configuration only: no data plane yet)", tun.name)
+        log.info("device %s started", tun.name)
         readiness.ready(tun.name)
         await stopping.wait()
     except Exception as exc:

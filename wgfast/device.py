@@ -1,0 +1,505 @@
+"""The real device: the configuration, the protocol core and the compiled data plane, wired
+together on the asyncio loop (`DeviceControl` for the UAPI server).
+
+Who does what:
+- The data plane (wgfast._native.DataPlane, csrc/dataplane*.c) runs `run()` on its own thread
+  with the GIL released: TUN <-> UDP, sealing, opening, replay, roaming, keypair rotation.
+- This class, on the event loop, owns `DeviceState` (handshakes, cookies, timers). It reads the
+  data plane's message queue when its eventfd is readable: handshake datagrams go through
+  `DeviceState.receive`, "need handshake" events start one, "keypair confirmed" events promote
+  the Python mirror of the keypair. Keypairs go down with `install_keypair`; the Python copy of
+  the keys is then wiped (the mirror keeps indices and ages for the timers).
+- Timers: `DeviceState.tick` runs at `next_deadline()`. The per-packet timer events (data sent /
+  received) are not reported one by one: every ACTIVITY_POLL_INTERVAL the global packet counters
+  are read, and only when they moved are the peers holding keypairs asked for their last
+  send/receive times, which are fed to the timers with their own timestamps.
+
+Decision: a listen-port change binds the new sockets first (a busy port fails the set and
+changes nothing), then rebuilds the data plane over them, because the data plane takes its
+sockets once, at creation. Peers, endpoints and allowed IPs are carried over; the sessions are
+not (the keys were wiped from Python), so the next packet starts a new handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import _native
+from .config import DeviceConfig, PeerStats
+from .device_state import DeviceState, LoadTracker
+from .outputs import (
+    DropStaged,
+    KeypairReady,
+    KeysZeroed,
+    Output,
+    SendKeepalive,
+    Transmit,
+)
+from .routing import sync_allowed_ips
+from .tun import TunDevice
+from .uapi import ERRNO_PORT_IN_USE, AllowedIP, ChangeSet, DeviceStatus, Endpoint, UAPIError
+from .udp import UDPSockets
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_POLL_INTERVAL = 0.25  # seconds; timer events lag the packets by at most this
+CONTROL_QUEUE_CAPACITY = 1024  # WGF_DP_CONTROL_QUEUE: the load tracker's 1/8 is of this
+CONTROL_BATCH = 256  # messages taken per eventfd wake-up before yielding to the loop
+DATAPLANE_JOIN_TIMEOUT = 5.0
+
+Address = tuple[str, int]
+
+
+@dataclass
+class _PeerSlot:
+    """A configured peer as the data plane knows it, and what the timers were last told."""
+
+    id: int
+    public: bytes
+    keyed: bool = False  # a keypair was installed since the last expiry: data can flow
+    last_sent_ns: int = 0
+    last_received_ns: int = 0
+    last_data_received_ns: int = 0
+    tx_packets: int = 0
+    keepalives_requested: int = 0
+
+
+def _endpoint_address(endpoint: Endpoint | None) -> Address | None:
+    if endpoint is None:
+        return None
+    host, port = endpoint.sockaddr()[:2]
+    return (host, port)
+
+
+class _Routes:
+    """The data plane's allowed-IPs table seen through routing.PrefixTable."""
+
+    def __init__(self, dataplane: _native.DataPlane) -> None:
+        self.dataplane = dataplane
+
+    def insert(self, prefix: AllowedIP, peer: int) -> None:
+        self.dataplane.add_allowed_ip(peer, prefix)
+
+    def remove(self, prefix: AllowedIP, peer: int) -> bool:
+        try:
+            self.dataplane.remove_allowed_ip(peer, prefix)
+        except OSError:
+            return False
+        return True
+
+
+class Device:
+    """DeviceControl over a TUN device, two UDP sockets and the data plane."""
+
+    def __init__(self, tun: TunDevice, on_fatal: Callable[[str], None]) -> None:
+        self.tun = tun
+        self.config = DeviceConfig()
+        self.state = DeviceState()
+        self.load = LoadTracker(CONTROL_QUEUE_CAPACITY)
+        self.sockets: UDPSockets | None = None
+        self.dataplane: _native.DataPlane | None = None
+        self._on_fatal = on_fatal
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: dict[bytes, _PeerSlot] = {}
+        self._by_id: dict[int, _PeerSlot] = {}
+        self._next_id = 1
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick_when: float | None = None
+        self._activity_handle: asyncio.TimerHandle | None = None
+        self._last_counters: tuple[int, int] = (-1, -1)
+        self._stopped = False
+        self._state_private_key: bytes | None = None  # the key DeviceState was last given
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind the sockets on a free port and start the data plane (needs a running loop)."""
+        self._loop = asyncio.get_running_loop()
+        self.sockets = UDPSockets.bind(self.config.listen_port, self.config.fwmark)
+        self._start_dataplane()
+        self._activity_handle = self._loop.call_later(ACTIVITY_POLL_INTERVAL, self._poll_activity)
+        log.info("listening on UDP port %d", self.sockets.port)
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        for handle in (self._tick_handle, self._activity_handle):
+            if handle is not None:
+                handle.cancel()
+        self._stop_dataplane()
+        if self.sockets is not None:
+            self.sockets.close()
+        for public in list(self.state.peers):
+            self.state.remove_peer(public)
+
+    def _start_dataplane(self) -> None:
+        assert self._loop is not None and self.sockets is not None
+        dataplane = _native.DataPlane(
+            self.tun.fd, self.sockets.fileno4(), self.sockets.fileno6(), self.tun.mtu
+        )
+        self.dataplane = dataplane
+        self._loop.add_reader(dataplane.event_fd, self._on_control_readable)
+        self._thread = threading.Thread(
+            target=self._run_dataplane, args=(dataplane,), name="wgfast-dataplane", daemon=True
+        )
+        self._thread.start()
+
+    def _run_dataplane(self, dataplane: _native.DataPlane) -> None:
+        try:
+            result = dataplane.run()
+        except Exception as exc:  # report it like a failed TUN: the device cannot go on
+            log.exception("data plane loop raised")
+            result = -errno.EIO
+            reason = f"data plane failed: {exc!r}"
+        else:
+            reason = f"TUN device failed ({os.strerror(-result)}): interface removed"
+        if result != 0 and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._dataplane_failed, dataplane, reason)
+
+    def _dataplane_failed(self, dataplane: _native.DataPlane, reason: str) -> None:
+        if dataplane is self.dataplane and not self._stopped:
+            self._on_fatal(reason)
+
+    def _stop_dataplane(self) -> None:
+        dataplane, thread = self.dataplane, self._thread
+        if dataplane is None:
+            return
+        assert self._loop is not None
+        self._loop.remove_reader(dataplane.event_fd)
+        dataplane.stop()
+        if thread is not None:
+            thread.join(DATAPLANE_JOIN_TIMEOUT)
+            if thread.is_alive():  # never expected; freeing under a running loop would crash
+                log.error("data plane thread did not stop; leaking it")
+                self.dataplane = self._thread = None
+                return
+        dataplane.close()  # zeroes every key it held
+        self.dataplane = self._thread = None
+
+    # --- DeviceControl --------------------------------------------------------------------------
+
+    def get_snapshot(self) -> DeviceStatus:
+        stats: dict[bytes, PeerStats] = {}
+        endpoints: dict[bytes, Endpoint] = {}
+        for public, slot in self._slots.items():
+            info = self.dataplane.peer_info(slot.id) if self.dataplane is not None else None
+            peer = self.state.peers.get(public)
+            stats[public] = PeerStats(
+                last_handshake_time_ns=(peer.last_handshake_time_ns or 0) if peer else 0,
+                rx_bytes=info["rx_bytes"] if info else 0,
+                tx_bytes=info["tx_bytes"] if info else 0,
+            )
+            if info and info["endpoint"] is not None:
+                endpoints[public] = Endpoint.parse(_format_address(info["endpoint"]))
+        status = self.config.status(stats)
+        peers = tuple(
+            dataclasses.replace(p, endpoint=endpoints[p.public_key])
+            if p.public_key in endpoints
+            else p
+            for p in status.peers
+        )
+        port = self.sockets.port if self.sockets is not None else status.listen_port
+        return dataclasses.replace(status, listen_port=port, peers=peers)
+
+    def apply(self, changes: ChangeSet) -> None:
+        old = self.config
+        new = old.apply(changes)  # raises UAPIError and changes nothing on bad input
+        new_sockets = None
+        if self.sockets is not None and self._needs_rebind(old, new):
+            try:
+                new_sockets = UDPSockets.bind(new.listen_port, new.fwmark)
+            except OSError as exc:
+                raise UAPIError(
+                    ERRNO_PORT_IN_USE, f"cannot listen on port {new.listen_port}: {exc}"
+                ) from None
+        elif self.sockets is not None and new.fwmark != self.sockets.fwmark:
+            try:
+                self.sockets.set_fwmark(new.fwmark)
+            except OSError as exc:
+                raise UAPIError(ERRNO_PORT_IN_USE, f"cannot set fwmark: {exc}") from None
+        self.config = new
+        if new_sockets is not None:
+            endpoints = self._rebuild_dataplane(new_sockets)
+            old = dataclasses.replace(old, peers=())  # the new table starts empty
+            self._carry_over_peers(endpoints)
+        self._sync(old, new)
+        log.debug("configuration updated: %d peers", len(new.peers))
+
+    def _needs_rebind(self, old: DeviceConfig, new: DeviceConfig) -> bool:
+        assert self.sockets is not None
+        return new.listen_port != old.listen_port and new.listen_port != self.sockets.port
+
+    # --- configuration -> protocol core and data plane ------------------------------------------
+
+    def _rebuild_dataplane(self, sockets: UDPSockets) -> dict[bytes, Address | None]:
+        """Swap in new sockets under a new data plane; returns the endpoints the old one had."""
+        endpoints: dict[bytes, Address | None] = {}
+        if self.dataplane is not None:
+            for public, slot in self._slots.items():
+                endpoints[public] = self.dataplane.get_endpoint(slot.id)
+        self._stop_dataplane()
+        assert self.sockets is not None
+        self.sockets.close()
+        self.sockets = sockets
+        self._start_dataplane()
+        log.info("listening on UDP port %d", sockets.port)
+        return endpoints
+
+    def _carry_over_peers(self, endpoints: dict[bytes, Address | None]) -> None:
+        """After a rebuild: the same peer ids in the new data plane, their learnt endpoints,
+        and no sessions (the new data plane has no keys; the mirrors are zeroed to match)."""
+        assert self.dataplane is not None
+        for public, slot in self._slots.items():
+            self.dataplane.add_peer(slot.id)
+            endpoint = endpoints.get(public)
+            if endpoint is not None:
+                self.dataplane.set_endpoint(slot.id, endpoint)
+            peer = self.state.peers.get(public)
+            if peer is not None:
+                peer.zero_keys()
+            self._reset_activity(slot)
+
+    def _sync(self, old: DeviceConfig, new: DeviceConfig) -> None:
+        assert self.dataplane is not None
+        now = time.monotonic()
+        outputs: list[Output] = []
+        if new.private_key != self._state_private_key:
+            outputs += self.state.set_private_key(new.private_key)
+            for slot in self._slots.values():
+                self.dataplane.expire_keypairs(slot.id)
+                self._reset_activity(slot)
+        self._state_private_key = new.private_key
+
+        old_peers = {p.public_key: p for p in old.peers}
+        new_peers = {p.public_key: p for p in new.peers}
+        for public in list(self._slots):
+            if public not in new_peers:
+                slot = self._slots.pop(public)
+                del self._by_id[slot.id]
+                self.state.remove_peer(public)
+                self.dataplane.remove_peer(slot.id)  # its allowed IPs go with it
+        for public, peer_config in new_peers.items():
+            endpoint = _endpoint_address(peer_config.endpoint)
+            slot = self._slots.get(public)
+            before = old_peers.get(public)
+            if slot is None:
+                slot = _PeerSlot(self._next_id, public)
+                self._next_id += 1
+                self._slots[public] = slot
+                self._by_id[slot.id] = slot
+                self.dataplane.add_peer(slot.id)
+                before = None
+            peer = self.state.add_peer(public)
+            if before is None or before.preshared_key != peer_config.preshared_key:
+                peer.handshake.preshared_key = peer_config.preshared_key
+            if endpoint is not None and (before is None or before.endpoint != peer_config.endpoint):
+                peer.endpoint = endpoint
+                self.dataplane.set_endpoint(slot.id, endpoint)
+            interval = peer_config.persistent_keepalive_interval
+            if before is None or before.persistent_keepalive_interval != interval:
+                peer.timers.set_persistent_keepalive(float(interval), now)
+                if interval > 0:  # as wireguard-go: a keepalive at once (a handshake if needed)
+                    outputs.append(SendKeepalive(public))
+
+        # Slots of peers that are gone were removed with their prefixes; compare the rest.
+        sync_allowed_ips(
+            _Routes(self.dataplane),
+            self._prefixes(old, only=self._slots),
+            self._prefixes(new, only=self._slots),
+        )
+        self._carry_out(outputs, now)
+        self._schedule_tick()
+
+    def _prefixes(self, config: DeviceConfig, only: dict[bytes, _PeerSlot]) -> dict:
+        return {
+            only[p.public_key].id: frozenset(p.allowed_ips)
+            for p in config.peers
+            if p.public_key in only
+        }
+
+    # --- outputs of the protocol core -----------------------------------------------------------
+
+    def _carry_out(self, outputs: list[Output], now: float) -> None:
+        dataplane = self.dataplane
+        assert dataplane is not None and self.sockets is not None
+        for out in outputs:
+            if isinstance(out, Transmit):
+                self.sockets.send(out.destination, out.data)
+                continue
+            slot = self._slots.get(out.peer)
+            if slot is None:
+                continue
+            if isinstance(out, KeypairReady):
+                self._install(slot, out)
+            elif isinstance(out, SendKeepalive):
+                slot.keepalives_requested += 1
+                dataplane.send_keepalive(slot.id)
+            elif isinstance(out, DropStaged):
+                dropped = dataplane.drop_staged(slot.id)
+                log.debug("handshake gave up: dropped %d staged packets", dropped)
+            elif isinstance(out, KeysZeroed):
+                dataplane.expire_keypairs(slot.id)
+                self._reset_activity(slot)
+            # KeypairPromoted / KeypairRetired: the data plane rotates its own copies by the
+            # same rules; RouteData never occurs (transport data never reaches Python).
+
+    def _install(self, slot: _PeerSlot, out: KeypairReady) -> None:
+        assert self.dataplane is not None
+        peer = self.state.peers.get(out.peer)
+        if peer is not None and peer.endpoint is not None:
+            self.dataplane.set_endpoint(slot.id, peer.endpoint)  # where the handshake came from
+        kp = out.keypair
+        try:
+            self.dataplane.install_keypair(
+                slot.id, kp.local_index, kp.remote_index, kp.send_key, kp.receive_key,
+                kp.is_initiator, int(kp.created * 1e9),
+            )  # fmt: skip
+        except OSError as exc:
+            log.error("installing a keypair failed: %s", exc)
+            return
+        finally:
+            # The data plane holds the keys now; the mirror keeps indices, age and validity.
+            kp.send_key[:] = bytes(len(kp.send_key))
+            kp.receive_key[:] = bytes(len(kp.receive_key))
+        slot.keyed = True
+
+    # --- messages up from the data plane --------------------------------------------------------
+
+    def _on_control_readable(self) -> None:
+        dataplane = self.dataplane
+        if dataplane is None:
+            return
+        messages = dataplane.poll(CONTROL_BATCH)
+        now = time.monotonic()
+        waiting = len(messages)
+        for kind, peer_id, data, source in messages:
+            waiting -= 1
+            try:
+                outputs = self._handle_message(kind, peer_id, data, source, now, waiting)
+                self._carry_out(outputs, now)
+            except Exception:  # one bad message must not stop the device
+                log.exception("internal error handling a data-plane message")
+        self._schedule_tick()
+
+    def _handle_message(
+        self, kind: int, peer_id: int, data: bytes, source: Address | None, now: float,
+        waiting: int,
+    ) -> list[Output]:  # fmt: skip
+        if kind == _native.DP_MSG_HANDSHAKE:
+            if source is None:
+                return []
+            under_load = self.load.under_load(waiting + 1, now)
+            return self.state.receive(data, source, now, under_load)
+        slot = self._by_id.get(peer_id)
+        if slot is None:
+            return []
+        if kind == _native.DP_MSG_NEED_HANDSHAKE:
+            return self.state.initiate(slot.public, now)
+        if kind == _native.DP_MSG_KEYPAIR_CONFIRMED:
+            peer = self.state.peers.get(slot.public)
+            if peer is None or peer.keypairs.next is None:
+                return []
+            source = self.dataplane.get_endpoint(slot.id) if self.dataplane else None
+            return self.state.on_data_received(
+                slot.public, peer.keypairs.next.local_index, source or peer.endpoint, now,
+                is_keepalive=True,
+            )  # fmt: skip
+        return []
+
+    # --- timers ---------------------------------------------------------------------------------
+
+    def _schedule_tick(self) -> None:
+        if self._stopped or self._loop is None:
+            return
+        deadline = self.state.next_deadline()
+        if deadline is None:
+            return  # a pending earlier tick is harmless; nothing new to arm
+        if self._tick_handle is not None and self._tick_when is not None:
+            if self._tick_when <= deadline and not self._tick_handle.cancelled():
+                return
+            self._tick_handle.cancel()
+        self._tick_when = deadline
+        self._tick_handle = self._loop.call_at(deadline, self._on_tick)
+
+    def _on_tick(self) -> None:
+        self._tick_handle = self._tick_when = None
+        now = time.monotonic()
+        try:
+            self._carry_out(self.state.tick(now), now)
+        except Exception:
+            log.exception("internal error running timers")
+        self._schedule_tick()
+
+    def _poll_activity(self) -> None:
+        """Feed the timers what the data plane did since the last poll."""
+        assert self._loop is not None
+        self._activity_handle = self._loop.call_later(ACTIVITY_POLL_INTERVAL, self._poll_activity)
+        dataplane = self.dataplane
+        if dataplane is None:
+            return
+        stats = dataplane.stats()
+        counters = (stats["tx_packets"], stats["rx_packets"])
+        if counters == self._last_counters:
+            return
+        self._last_counters = counters
+        now = time.monotonic()
+        try:
+            for slot in self._slots.values():
+                if slot.keyed:
+                    self._carry_out(self._feed_timers(slot, dataplane.peer_info(slot.id)), now)
+        except Exception:
+            log.exception("internal error feeding the timers")
+        self._schedule_tick()
+
+    def _feed_timers(self, slot: _PeerSlot, info: dict) -> list[Output]:
+        events: list[tuple[int, bool, bool]] = []  # (time, is_send, is_keepalive)
+        if info["last_sent_ns"] > slot.last_sent_ns:
+            sent = info["tx_packets"] - slot.tx_packets
+            # Keepalives are only ever sent at our request: if no more packets went out than
+            # keepalives were asked for, nothing but keepalives went out.
+            events.append((info["last_sent_ns"], True, sent <= slot.keepalives_requested))
+            slot.last_sent_ns = info["last_sent_ns"]
+            slot.tx_packets = info["tx_packets"]
+            slot.keepalives_requested = 0
+        if info["last_received_ns"] > slot.last_received_ns:
+            data = info["last_data_received_ns"] > slot.last_data_received_ns
+            events.append((info["last_received_ns"], False, not data))
+            slot.last_received_ns = info["last_received_ns"]
+            slot.last_data_received_ns = info["last_data_received_ns"]
+        peer = self.state.peers.get(slot.public)
+        if not events or peer is None:
+            return []
+        if info["endpoint"] is not None:
+            peer.endpoint = info["endpoint"]  # roaming: handshakes follow the data
+        outputs: list[Output] = []
+        for at_ns, is_send, is_keepalive in sorted(events):
+            at = at_ns / 1e9
+            if is_send:
+                outputs += self.state.on_data_sent(slot.public, at, is_keepalive)
+                continue
+            keypair = peer.keypairs.current or peer.keypairs.next
+            if keypair is not None:
+                outputs += self.state.on_data_received(
+                    slot.public, keypair.local_index, peer.endpoint or info["endpoint"], at,
+                    is_keepalive,
+                )  # fmt: skip
+        return outputs
+
+    def _reset_activity(self, slot: _PeerSlot) -> None:
+        slot.keyed = False
+        slot.keepalives_requested = 0
+
+
+def _format_address(address: Address) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
