@@ -360,3 +360,13 @@ def test_real_tun_tcp_through_the_tunnel(two_namespaces: tuple[str, str]) -> Non
         print(json.dumps(s))
     assert sa["stats"]["tx_packets"] > 0 and sb["stats"]["rx_packets"] > 0
     assert sb["stats"]["events_up"] <= 2
+
+
+def test_real_tun_deleted_ends_the_loop(two_namespaces: tuple[str, str]) -> None:
+    ns1, _ = two_namespaces
+    a = _start_peer(ns1, "wga", "10.9.0.1/24", "10.9.0.2/32", "51820", "192.168.77.2", "51821",
+                    "1")
+    _ip("-n", ns1, "link", "del", "wga")
+    time.sleep(0.3)
+    result = _finish_peer(a)
+    assert result["run"] < 0  # the daemon would exit on this

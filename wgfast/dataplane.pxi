@@ -135,6 +135,7 @@ cdef class DataPlane:
 
     cdef wgf_dp *dp
     cdef readonly unsigned mtu
+    cdef bint running
 
     def __cinit__(self, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu=1420):
         _dp_check(wgf_dp_new(&self.dp, tun_fd, udp4_fd, udp6_fd, mtu), "data plane")
@@ -152,6 +153,8 @@ cdef class DataPlane:
 
     def close(self) -> None:
         """Frees the data plane (zeroing its keys). The loop must have returned."""
+        if self.running:
+            raise RuntimeError("stop() the data plane and wait for run() to return first")
         wgf_dp_free(self.dp)
         self.dp = NULL
 
@@ -159,8 +162,14 @@ cdef class DataPlane:
         """Runs the loop until stop(): 0, or a negative errno when the TUN fd failed."""
         cdef wgf_dp *dp = self._live()
         cdef int r
-        with nogil:
-            r = wgf_dp_run(dp)
+        if self.running:
+            raise RuntimeError("the data plane is already running")
+        self.running = True
+        try:
+            with nogil:
+                r = wgf_dp_run(dp)
+        finally:
+            self.running = False
         return r
 
     def run_once(self, int timeout_ms=0) -> int:
