@@ -24,12 +24,15 @@ REPO = str(Path(__file__).resolve().parent.parent)
 @pytest.fixture
 def ns(netns_pool) -> Netns:
     needs_tun()
-    needs_cmd("wireguard-go")
+    needs_cmd(DAEMON.split()[0])
     needs_cmd("wg")
     return netns_pool.namespace()
 
 
-def wgfast(ns: Netns, *args: str, daemon: str = "wireguard-go") -> subprocess.CompletedProcess:
+DAEMON = os.environ.get("WGFAST_TEST_DAEMON", "wireguard-go")
+
+
+def wgfast(ns: Netns, *args: str, daemon: str = DAEMON) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=REPO, WGFAST_DAEMON=daemon)
     return ns.run(sys.executable, "-m", "wgfast.cli", *args, check=False, env=env, timeout=60)
 
