@@ -176,7 +176,8 @@ static void bench_size(size_t len)
         struct result poly = measure(NULL, run_poly, h, BATCH * len);
         printf("%-6s %5zu B  seal %5.2f GB/s (%5.2f c/B)  open %5.2f GB/s (%5.2f c/B)  "
                "| chacha20+otk %5.2f GB/s (%5.2f c/B)  poly1305 %5.2f GB/s (%5.2f c/B)\n",
-               wgf_impl_name(impls[k].id), len, seal.gbps, seal.cpb, open.gbps, open.cpb, chacha.gbps, chacha.cpb, poly.gbps, poly.cpb);
+               wgf_impl_name(impls[k].id), len, seal.gbps, seal.cpb, open.gbps, open.cpb,
+               chacha.gbps, chacha.cpb, poly.gbps, poly.cpb);
         fflush(stdout);
     }
     for (int i = 0; i < BATCH; i++)

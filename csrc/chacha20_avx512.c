@@ -18,6 +18,8 @@
 #include "chacha20.h"
 
 #define CHACHA20_DOUBLE_ROUNDS 10
+/* The hot pass and its consumer are inlined so the keystream never leaves the registers. */
+#define HOT static inline __attribute__((always_inline))
 
 static inline uint32_t load_le32(const uint8_t *p)
 {
@@ -91,7 +93,7 @@ static inline void init4(__m128i init[16], const struct chacha_state *s)
 }
 
 /* 16 blocks, one per lane of the initial states init: ks[b] = keystream block of lane b. */
-static inline void pass16(__m512i ks[16], const __m512i init[16])
+HOT void pass16(__m512i ks[16], const __m512i init[16])
 {
 #define ADD _mm512_add_epi32
 #define XOR _mm512_xor_si512
@@ -337,8 +339,9 @@ struct lane_dest {
     size_t len;
 };
 
-static inline void lanes_emit(const __m512i *ks, const struct lane_dest *d, size_t lanes)
+HOT void lanes_emit(const __m512i *ks, const struct lane_dest *d, size_t lanes)
 {
+#pragma GCC unroll 16
     for (size_t l = 0; l < lanes; l++) {
         if (d[l].len == 0) {
             _mm256_storeu_si256((__m256i *)d[l].dst, _mm512_castsi512_si256(ks[l]));
@@ -354,8 +357,8 @@ static inline void lanes_emit(const __m512i *ks, const struct lane_dest *d, size
 }
 
 /* Runs one pass over `lanes` lanes whose words 12..15 are in lane_words, 16/8/4 wide. */
-static inline void lanes_pass(__m512i ks[16], const struct chacha_state *s,
-                              uint32_t lane_words[4][16], size_t lanes)
+HOT void lanes_pass(__m512i ks[16], const struct chacha_state *s, uint32_t lane_words[4][16],
+                    size_t lanes)
 {
     if (lanes > 8) {
         __m512i init[16];
@@ -379,6 +382,19 @@ static inline void lanes_pass(__m512i ks[16], const struct chacha_state *s,
             init[12 + i] = _mm_loadu_si128((const __m128i *)lane_words[i]);
         pass4(ks, init);
     }
+}
+
+/* A full 16-lane pass with its output consumed at once, so the keystream stays in registers. */
+HOT void lanes_run16(const struct chacha_state *s, uint32_t lane_words[4][16],
+                     const struct lane_dest *dest)
+{
+    __m512i init[16], ks[16];
+    for (int i = 0; i < 12; i++)
+        init[i] = _mm512_set1_epi32((int)s->w[i]);
+    for (int i = 0; i < 4; i++)
+        init[12 + i] = _mm512_loadu_si512(lane_words[i]);
+    pass16(ks, init);
+    lanes_emit(ks, dest, 16);
 }
 
 void wgf_chacha20_jobs_avx512(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32])
@@ -415,8 +431,7 @@ void wgf_chacha20_jobs_avx512(struct wgf_chacha20_job *jobs, size_t n, const uin
                 remaining -= take;
             }
             if (++lanes == 16) {
-                lanes_pass(ks, &s, lane_words, lanes);
-                lanes_emit(ks, dest, lanes);
+                lanes_run16(&s, lane_words, dest);
                 lanes = 0;
             }
             if (remaining == 0)
