@@ -121,6 +121,37 @@ def test_remove_by_peer():
     assert len(t) == 66
 
 
+@pytest.mark.parametrize("version", [4, 6])
+def test_every_prefix_length_nests(version):
+    """One prefix of every length along one address: each query that first differs at bit c
+    must land on the /c prefix, through both the single and the batch lookup."""
+    bits = 32 if version == 4 else 128
+    cls = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    base = 0xA5C3_0F96 if version == 4 else 0x2001_0DB8_A5C3_0F96_1234_5678_9ABC_DEF0
+    t, ref = AllowedIPs(), ReferenceTable()
+    for cidr in range(bits + 1):
+        net = cls((base, cidr), strict=False)
+        t.insert(net, cidr + 1)
+        ref.insert(net, cidr + 1)
+    addr_cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    # Flipping bit c (from the top) leaves exactly c leading bits in common with base.
+    probes = [addr_cls(base ^ (1 << (bits - 1 - c))) for c in range(bits)] + [addr_cls(base)]
+    want = list(range(1, bits + 2))
+    assert [ref.lookup(a) for a in probes] == want
+    assert [t.lookup(a) for a in probes] == want
+    assert t.lookup_many(probes) == want
+    # Peel the prefixes off in a scrambled order; answers fall back to the next shorter one.
+    order = list(range(bits + 1))
+    order = order[::3] + order[1::3] + order[2::3]
+    for cidr in order:
+        net = cls((base, cidr), strict=False)
+        assert t.remove(net, cidr + 1) and ref.remove(net, cidr + 1)
+        want = [ref.lookup(a) for a in probes]
+        assert t.lookup_many(probes) == want
+        assert [t.lookup(a) for a in probes] == want
+    assert len(t) == 0 and t.node_count == 0
+
+
 def test_bad_arguments():
     t = AllowedIPs()
     with pytest.raises(ValueError):
@@ -230,7 +261,8 @@ operations = st.lists(
         st.tuples(st.just("remove"), networks(), peers),
         st.tuples(st.just("remove_by_peer"), st.none(), peers),
     ),
-    max_size=120,
+    min_size=5,
+    max_size=150,
 )
 
 
