@@ -17,6 +17,8 @@
 #include "chacha20.h"
 
 #define CHACHA20_DOUBLE_ROUNDS 10
+/* The hot pass and its consumer are inlined so the keystream never leaves the registers. */
+#define HOT static inline __attribute__((always_inline))
 
 static inline uint32_t load_le32(const uint8_t *p)
 {
@@ -89,7 +91,7 @@ static inline void init4(__m128i init[16], const struct chacha_state *s)
 }
 
 /* 8 blocks, one per lane of the initial states init: ks[b] = keystream block of lane b. */
-static inline void pass8(struct ks_block ks[8], const __m256i init[16])
+HOT void pass8(struct ks_block ks[8], const __m256i init[16])
 {
     const __m256i rot16 = _mm256_setr_epi32(ROT16_PATTERN, ROT16_PATTERN);
     const __m256i rot8 = _mm256_setr_epi32(ROT8_PATTERN, ROT8_PATTERN);
@@ -304,8 +306,9 @@ struct lane_dest {
     size_t len;
 };
 
-static inline void lanes_emit(const struct ks_block *ks, const struct lane_dest *d, size_t lanes)
+HOT void lanes_emit(const struct ks_block *ks, const struct lane_dest *d, size_t lanes)
 {
+#pragma GCC unroll 8
     for (size_t l = 0; l < lanes; l++) {
         if (d[l].len == 0) {
             _mm256_storeu_si256((__m256i *)d[l].dst, ks[l].lo);
@@ -342,6 +345,20 @@ static inline void lanes_pass(struct ks_block ks[8], const struct chacha_state *
     }
 }
 
+/* A full 8-lane pass with its output consumed at once, so the keystream stays in registers. */
+HOT void lanes_run8(const struct chacha_state *s, uint32_t lane_words[4][8],
+                    const struct lane_dest *dest)
+{
+    __m256i init[16];
+    struct ks_block ks[8];
+    for (int i = 0; i < 12; i++)
+        init[i] = _mm256_set1_epi32((int)s->w[i]);
+    for (int i = 0; i < 4; i++)
+        init[12 + i] = _mm256_loadu_si256((const __m256i *)lane_words[i]);
+    pass8(ks, init);
+    lanes_emit(ks, dest, 8);
+}
+
 void wgf_chacha20_jobs_avx2(struct wgf_chacha20_job *jobs, size_t n, const uint8_t key[32])
 {
     static const uint8_t no_nonce[12];
@@ -376,8 +393,7 @@ void wgf_chacha20_jobs_avx2(struct wgf_chacha20_job *jobs, size_t n, const uint8
                 remaining -= take;
             }
             if (++lanes == 8) {
-                lanes_pass(ks, &s, lane_words, lanes);
-                lanes_emit(ks, dest, lanes);
+                lanes_run8(&s, lane_words, dest);
                 lanes = 0;
             }
             if (remaining == 0)
