@@ -2,8 +2,9 @@
  * registers (register w holds state word w of all 16 blocks), then a 16x16 transpose so each zmm
  * holds one 64-byte keystream block. VPROLD does every rotation in one instruction, and byte-
  * masked loads/stores handle any tail without reading or writing past the buffer. Short
- * remainders use the same code on 8 (ymm) or 4 (xmm) lanes so a 1420-byte packet costs 16 + 8
- * blocks rather than 32.
+ * remainders use the same code on 8 (ymm) or 4 (xmm) lanes so a lone 1420-byte message costs
+ * 16 + 8 blocks rather than 32; the grouped form (wgf_chacha20_jobs_avx512) gives each lane its
+ * own (counter, nonce), so a batch of packets wastes no lanes at all except in its last pass.
  *
  * Compiled for AVX-512 by the pragma below, never by command-line flags; aead.c calls it only
  * after cpu.c confirmed the CPU and OS support it. */
