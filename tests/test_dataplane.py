@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import needs_cmd, needs_tun
+from conftest import needs_cmd, needs_tun
 from wgfast import _native as native
 
 PEER = 7
