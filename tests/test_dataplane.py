@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-
 from conftest import needs_cmd, needs_tun
+
 from wgfast import _native as native
 
 PEER = 7
