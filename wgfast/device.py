@@ -14,10 +14,15 @@ Who does what:
   are read, and only when they moved are the peers holding keypairs asked for their last
   send/receive times, which are fed to the timers with their own timestamps.
 
+Up and down follow the link's IFF_UP (wgfast.link), as in wireguard-go: while down no socket
+is bound and no data plane runs (configuration still applies); going up binds the sockets and
+starts a data plane loaded with every peer, endpoint and allowed IP; going down ends every
+session. The data plane's MTU is the link's MTU when it went up.
+
 Decision: a listen-port change binds the new sockets first (a busy port fails the set and
-changes nothing), then rebuilds the data plane over them, because the data plane takes its
-sockets once, at creation. Peers, endpoints and allowed IPs are carried over; the sessions are
-not (the keys were wiped from Python), so the next packet starts a new handshake.
+changes nothing), then takes the device down and up over them, because the data plane takes its
+sockets once, at creation. Peers, learnt endpoints and allowed IPs carry over; sessions do not
+(the keys were wiped from Python), so the next packet starts a new handshake.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from dataclasses import dataclass
 from . import _native
 from .config import DeviceConfig, PeerStats
 from .device_state import DeviceState, LoadTracker
+from .link import LinkState, LinkWatcher, interface_index, read_link_state
 from .outputs import (
     DropStaged,
     KeypairReady,
@@ -54,6 +60,9 @@ ACTIVITY_POLL_INTERVAL = 0.25  # seconds; timer events lag the packets by at mos
 CONTROL_QUEUE_CAPACITY = 1024  # WGF_DP_CONTROL_QUEUE: the load tracker's 1/8 is of this
 CONTROL_BATCH = 256  # messages taken per eventfd wake-up before yielding to the loop
 DATAPLANE_JOIN_TIMEOUT = 5.0
+DATAPLANE_MTU_MIN, DATAPLANE_MTU_MAX = 576, 9000  # WGF_DP_MTU_MIN / WGF_DP_MTU_MAX
+TUN_READ_BYTES = 65536
+TUN_DRAIN_WHILE_DOWN = 256  # packets dropped per wake-up while the device is down
 
 Address = tuple[str, int]
 
@@ -70,6 +79,8 @@ class _PeerSlot:
     last_data_received_ns: int = 0
     tx_packets: int = 0
     keepalives_requested: int = 0
+    rx_base: int = 0  # bytes counted by data planes that have since stopped
+    tx_base: int = 0
 
 
 def _endpoint_address(endpoint: Endpoint | None) -> Address | None:
@@ -106,9 +117,12 @@ class Device:
         self.load = LoadTracker(CONTROL_QUEUE_CAPACITY)
         self.sockets: UDPSockets | None = None
         self.dataplane: _native.DataPlane | None = None
+        self.mtu = tun.mtu
         self._on_fatal = on_fatal
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._link: LinkWatcher | None = None
+        self._watching_tun = False
         self._slots: dict[bytes, _PeerSlot] = {}
         self._by_id: dict[int, _PeerSlot] = {}
         self._next_id = 1
@@ -119,40 +133,135 @@ class Device:
         self._stopped = False
         self._state_private_key: bytes | None = None  # the key DeviceState was last given
 
+    @property
+    def is_up(self) -> bool:
+        return self.dataplane is not None
+
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the sockets on a free port and start the data plane (needs a running loop)."""
+        """Follow the link's up/down state from now on (needs a running loop)."""
         self._loop = asyncio.get_running_loop()
-        self.sockets = UDPSockets.bind(self.config.listen_port, self.config.fwmark)
-        self._start_dataplane()
-        self._activity_handle = self._loop.call_later(ACTIVITY_POLL_INTERVAL, self._poll_activity)
-        log.info("listening on UDP port %d", self.sockets.port)
+        try:
+            self._link = LinkWatcher(interface_index(self.tun.name), self._on_link_change)
+            self._loop.add_reader(self._link.fileno(), self._link.on_readable)
+        except OSError as exc:  # e.g. an adopted TUN whose name this namespace cannot see
+            log.warning("cannot follow link state (%s); treating the device as up", exc)
+            self._link = None
+            self._go_up(self.tun.mtu)
+            return
+        link = read_link_state(self.tun.name)
+        if link.up:
+            self._go_up(link.mtu)
+        else:
+            self._watch_tun_while_down()
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
-        for handle in (self._tick_handle, self._activity_handle):
-            if handle is not None:
-                handle.cancel()
-        self._stop_dataplane()
-        if self.sockets is not None:
-            self.sockets.close()
+        if self._link is not None and self._loop is not None:
+            self._loop.remove_reader(self._link.fileno())
+            self._link.close()
+        self._go_down()
+        self._unwatch_tun()
         for public in list(self.state.peers):
             self.state.remove_peer(public)
 
-    def _start_dataplane(self) -> None:
-        assert self._loop is not None and self.sockets is not None
-        dataplane = _native.DataPlane(
-            self.tun.fd, self.sockets.fileno4(), self.sockets.fileno6(), self.tun.mtu
-        )
-        self.dataplane = dataplane
+    def _on_link_change(self, link: LinkState) -> None:
+        if self._stopped:
+            return
+        if link.up and self.is_up and link.mtu != self.mtu:
+            log.info("MTU changed to %d: restarting the data plane", link.mtu)
+            self._go_down()
+            self._go_up(link.mtu)
+        elif link.up and not self.is_up:
+            self._go_up(link.mtu)
+        elif not link.up and self.is_up:
+            self._go_down()
+
+    def _go_up(self, mtu: int, sockets: UDPSockets | None = None) -> None:
+        """Bind the sockets (unless given), start the data plane and load every peer into it.
+        A failure leaves the device down and is logged, as wireguard-go does on `up`."""
+        assert self._loop is not None
+        if self.is_up:
+            return
+        self.mtu = mtu
+        if sockets is None:
+            try:
+                sockets = UDPSockets.bind(self.config.listen_port, self.config.fwmark)
+            except OSError as exc:
+                log.error("cannot bring the device up: UDP port %d: %s",
+                          self.config.listen_port, exc)  # fmt: skip
+                return
+        self._unwatch_tun()  # the data plane reads the TUN from now on
+        try:
+            dataplane = _native.DataPlane(
+                self.tun.fd, sockets.fileno4(), sockets.fileno6(),
+                min(max(mtu, DATAPLANE_MTU_MIN), DATAPLANE_MTU_MAX),
+            )  # fmt: skip
+        except (OSError, ValueError) as exc:
+            log.error("cannot bring the device up: data plane: %s", exc)
+            sockets.close()
+            self._watch_tun_while_down()
+            return
+        self.sockets, self.dataplane = sockets, dataplane
+        outputs: list[Output] = []
+        for public, slot in self._slots.items():
+            dataplane.add_peer(slot.id)
+            peer = self.state.peers.get(public)
+            if peer is not None and peer.endpoint is not None:
+                dataplane.set_endpoint(slot.id, peer.endpoint)
+            if peer is not None and peer.timers.persistent_keepalive_interval > 0:
+                outputs.append(SendKeepalive(public))
+        sync_allowed_ips(_Routes(dataplane), {}, self._prefixes(self.config))
         self._loop.add_reader(dataplane.event_fd, self._on_control_readable)
         self._thread = threading.Thread(
             target=self._run_dataplane, args=(dataplane,), name="wgfast-dataplane", daemon=True
         )
         self._thread.start()
+        self._last_counters = (-1, -1)
+        self._activity_handle = self._loop.call_later(ACTIVITY_POLL_INTERVAL, self._poll_activity)
+        log.info("device up: UDP port %d, MTU %d", sockets.port, mtu)
+        self._carry_out(outputs, time.monotonic())
+
+    def _go_down(self) -> None:
+        """Stop the data plane, close the sockets, end every session (wireguard-go's Down)."""
+        dataplane, thread = self.dataplane, self._thread
+        if dataplane is None:
+            return
+        assert self._loop is not None
+        for handle in (self._tick_handle, self._activity_handle):
+            if handle is not None:
+                handle.cancel()
+        self._tick_handle = self._tick_when = self._activity_handle = None
+        self._loop.remove_reader(dataplane.event_fd)
+        dataplane.stop()
+        if thread is not None:
+            thread.join(DATAPLANE_JOIN_TIMEOUT)
+        if thread is not None and thread.is_alive():  # never expected; freeing would crash it
+            log.error("data plane thread did not stop; leaking it")
+        else:
+            for slot in self._slots.values():  # counters survive a down/up, as in wireguard-go
+                info = dataplane.peer_info(slot.id)
+                slot.rx_base += info["rx_bytes"]
+                slot.tx_base += info["tx_bytes"]
+            dataplane.close()  # zeroes every key it held
+        self.dataplane = self._thread = None
+        if self.sockets is not None:
+            self.sockets.close()
+            self.sockets = None
+        for public, slot in self._slots.items():
+            peer = self.state.peers.get(public)
+            if peer is not None:
+                peer.zero_keys()
+                peer.timers.stop()
+            self._reset_activity(slot)
+            slot.last_sent_ns = slot.last_received_ns = slot.last_data_received_ns = 0
+            slot.tx_packets = 0  # the next data plane counts from zero
+        log.info("device down")
+        if not self._stopped:
+            self._watch_tun_while_down()
 
     def _run_dataplane(self, dataplane: _native.DataPlane) -> None:
         try:
@@ -170,21 +279,31 @@ class Device:
         if dataplane is self.dataplane and not self._stopped:
             self._on_fatal(reason)
 
-    def _stop_dataplane(self) -> None:
-        dataplane, thread = self.dataplane, self._thread
-        if dataplane is None:
-            return
-        assert self._loop is not None
-        self._loop.remove_reader(dataplane.event_fd)
-        dataplane.stop()
-        if thread is not None:
-            thread.join(DATAPLANE_JOIN_TIMEOUT)
-            if thread.is_alive():  # never expected; freeing under a running loop would crash
-                log.error("data plane thread did not stop; leaking it")
-                self.dataplane = self._thread = None
+    # While down nothing reads the TUN; watching its fd is how a deleted interface is noticed.
+    def _watch_tun_while_down(self) -> None:
+        if not self._watching_tun and self._loop is not None and not self._stopped:
+            self._loop.add_reader(self.tun.fd, self._on_tun_readable_while_down)
+            self._watching_tun = True
+
+    def _unwatch_tun(self) -> None:
+        if self._watching_tun and self._loop is not None:
+            self._loop.remove_reader(self.tun.fd)
+            self._watching_tun = False
+
+    def _on_tun_readable_while_down(self) -> None:
+        for _ in range(TUN_DRAIN_WHILE_DOWN):
+            try:
+                packet = os.read(self.tun.fd, TUN_READ_BYTES)
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EINTR):
+                    return
+                self._unwatch_tun()
+                self._on_fatal(f"TUN read failed ({exc.strerror}): interface removed")
                 return
-        dataplane.close()  # zeroes every key it held
-        self.dataplane = self._thread = None
+            if not packet:
+                self._unwatch_tun()
+                self._on_fatal("TUN read returned end of file: interface removed")
+                return
 
     # --- DeviceControl --------------------------------------------------------------------------
 
@@ -196,11 +315,12 @@ class Device:
             peer = self.state.peers.get(public)
             stats[public] = PeerStats(
                 last_handshake_time_ns=(peer.last_handshake_time_ns or 0) if peer else 0,
-                rx_bytes=info["rx_bytes"] if info else 0,
-                tx_bytes=info["tx_bytes"] if info else 0,
+                rx_bytes=slot.rx_base + (info["rx_bytes"] if info else 0),
+                tx_bytes=slot.tx_base + (info["tx_bytes"] if info else 0),
             )
-            if info and info["endpoint"] is not None:
-                endpoints[public] = Endpoint.parse(_format_address(info["endpoint"]))
+            learnt = info["endpoint"] if info else (peer.endpoint if peer else None)
+            if learnt is not None:
+                endpoints[public] = Endpoint.parse(_format_address(learnt))
         status = self.config.status(stats)
         peers = tuple(
             dataclasses.replace(p, endpoint=endpoints[p.public_key])
@@ -228,11 +348,17 @@ class Device:
             except OSError as exc:
                 raise UAPIError(ERRNO_PORT_IN_USE, f"cannot set fwmark: {exc}") from None
         self.config = new
+        now = time.monotonic()
+        outputs, removed_ids = self._sync_state(old, new, now)
         if new_sockets is not None:
-            endpoints = self._rebuild_dataplane(new_sockets)
-            old = dataclasses.replace(old, peers=())  # the new table starts empty
-            self._carry_over_peers(endpoints)
-        self._sync(old, new)
+            # The data plane takes its sockets at creation: rebuild it over the new ones.
+            self._go_down()
+            self._go_up(self.mtu, new_sockets)
+        elif self.dataplane is not None:
+            self._sync_dataplane(old, new, removed_ids)
+        if self.dataplane is not None:
+            self._carry_out(outputs, now)
+            self._schedule_tick()
         log.debug("configuration updated: %d peers", len(new.peers))
 
     def _needs_rebind(self, old: DeviceConfig, new: DeviceConfig) -> bool:
@@ -241,55 +367,28 @@ class Device:
 
     # --- configuration -> protocol core and data plane ------------------------------------------
 
-    def _rebuild_dataplane(self, sockets: UDPSockets) -> dict[bytes, Address | None]:
-        """Swap in new sockets under a new data plane; returns the endpoints the old one had."""
-        endpoints: dict[bytes, Address | None] = {}
-        if self.dataplane is not None:
-            for public, slot in self._slots.items():
-                endpoints[public] = self.dataplane.get_endpoint(slot.id)
-        self._stop_dataplane()
-        assert self.sockets is not None
-        self.sockets.close()
-        self.sockets = sockets
-        self._start_dataplane()
-        log.info("listening on UDP port %d", sockets.port)
-        return endpoints
-
-    def _carry_over_peers(self, endpoints: dict[bytes, Address | None]) -> None:
-        """After a rebuild: the same peer ids in the new data plane, their learnt endpoints,
-        and no sessions (the new data plane has no keys; the mirrors are zeroed to match)."""
-        assert self.dataplane is not None
-        for public, slot in self._slots.items():
-            self.dataplane.add_peer(slot.id)
-            endpoint = endpoints.get(public)
-            if endpoint is not None:
-                self.dataplane.set_endpoint(slot.id, endpoint)
-            peer = self.state.peers.get(public)
-            if peer is not None:
-                peer.zero_keys()
-            self._reset_activity(slot)
-
-    def _sync(self, old: DeviceConfig, new: DeviceConfig) -> None:
-        assert self.dataplane is not None
-        now = time.monotonic()
+    def _sync_state(
+        self, old: DeviceConfig, new: DeviceConfig, now: float
+    ) -> tuple[list[Output], list[int]]:
+        """Bring DeviceState and the peer slots to `new`; returns the outputs to carry out once
+        the data plane matches, and the ids of removed peers."""
         outputs: list[Output] = []
         if new.private_key != self._state_private_key:
             outputs += self.state.set_private_key(new.private_key)
+            self._state_private_key = new.private_key
             for slot in self._slots.values():
-                self.dataplane.expire_keypairs(slot.id)
-                self._reset_activity(slot)
-        self._state_private_key = new.private_key
+                outputs.append(KeysZeroed(slot.public))  # the data plane forgets them too
 
         old_peers = {p.public_key: p for p in old.peers}
         new_peers = {p.public_key: p for p in new.peers}
+        removed_ids = []
         for public in list(self._slots):
             if public not in new_peers:
                 slot = self._slots.pop(public)
                 del self._by_id[slot.id]
                 self.state.remove_peer(public)
-                self.dataplane.remove_peer(slot.id)  # its allowed IPs go with it
+                removed_ids.append(slot.id)
         for public, peer_config in new_peers.items():
-            endpoint = _endpoint_address(peer_config.endpoint)
             slot = self._slots.get(public)
             before = old_peers.get(public)
             if slot is None:
@@ -297,41 +396,52 @@ class Device:
                 self._next_id += 1
                 self._slots[public] = slot
                 self._by_id[slot.id] = slot
-                self.dataplane.add_peer(slot.id)
                 before = None
             peer = self.state.add_peer(public)
             if before is None or before.preshared_key != peer_config.preshared_key:
                 peer.handshake.preshared_key = peer_config.preshared_key
-            if endpoint is not None and (before is None or before.endpoint != peer_config.endpoint):
-                peer.endpoint = endpoint
-                self.dataplane.set_endpoint(slot.id, endpoint)
+            if peer_config.endpoint is not None and (
+                before is None or before.endpoint != peer_config.endpoint
+            ):
+                peer.endpoint = _endpoint_address(peer_config.endpoint)
             interval = peer_config.persistent_keepalive_interval
             if before is None or before.persistent_keepalive_interval != interval:
                 peer.timers.set_persistent_keepalive(float(interval), now)
                 if interval > 0:  # as wireguard-go: a keepalive at once (a handshake if needed)
                     outputs.append(SendKeepalive(public))
+        return outputs, removed_ids
 
-        # Slots of peers that are gone were removed with their prefixes; compare the rest.
-        sync_allowed_ips(
-            _Routes(self.dataplane),
-            self._prefixes(old, only=self._slots),
-            self._prefixes(new, only=self._slots),
-        )
-        self._carry_out(outputs, now)
-        self._schedule_tick()
+    def _sync_dataplane(self, old: DeviceConfig, new: DeviceConfig, removed_ids: list[int]) -> None:
+        dataplane = self.dataplane
+        assert dataplane is not None
+        for peer_id in removed_ids:
+            dataplane.remove_peer(peer_id)  # its allowed IPs go with it
+        old_peers = {p.public_key: p for p in old.peers}
+        for peer_config in new.peers:
+            slot = self._slots[peer_config.public_key]
+            before = old_peers.get(peer_config.public_key)
+            if before is None:
+                dataplane.add_peer(slot.id)
+            if peer_config.endpoint is not None and (
+                before is None or before.endpoint != peer_config.endpoint
+            ):
+                dataplane.set_endpoint(slot.id, _endpoint_address(peer_config.endpoint))
+        # Removed peers took their prefixes along; compare the peers that remain.
+        sync_allowed_ips(_Routes(dataplane), self._prefixes(old), self._prefixes(new))
 
-    def _prefixes(self, config: DeviceConfig, only: dict[bytes, _PeerSlot]) -> dict:
+    def _prefixes(self, config: DeviceConfig) -> dict[int, frozenset[AllowedIP]]:
         return {
-            only[p.public_key].id: frozenset(p.allowed_ips)
+            self._slots[p.public_key].id: frozenset(p.allowed_ips)
             for p in config.peers
-            if p.public_key in only
+            if p.public_key in self._slots
         }
 
     # --- outputs of the protocol core -----------------------------------------------------------
 
     def _carry_out(self, outputs: list[Output], now: float) -> None:
         dataplane = self.dataplane
-        assert dataplane is not None and self.sockets is not None
+        if dataplane is None or self.sockets is None:
+            return  # down: nothing can be sent, and going up starts every session afresh
         for out in outputs:
             if isinstance(out, Transmit):
                 self.sockets.send(out.destination, out.data)
@@ -419,7 +529,7 @@ class Device:
     # --- timers ---------------------------------------------------------------------------------
 
     def _schedule_tick(self) -> None:
-        if self._stopped or self._loop is None:
+        if self._stopped or self._loop is None or not self.is_up:
             return
         deadline = self.state.next_deadline()
         if deadline is None:
