@@ -347,3 +347,72 @@ def test_throughput_back_to_back(netns_pool: NetnsPool, tmp_path: Path):
     print(f"iperf3 one TCP stream: wgfastd {rates['wgfastd']:.2f} Gbit/s, "
           f"wireguard-go {rates['wireguard-go']:.2f} Gbit/s")  # fmt: skip
     assert rates["wgfastd"] > 0.05
+
+
+def _peer_counters(side: Side) -> tuple[int, int]:
+    peer = dump_peer(side)
+    return int(peer[5]), int(peer[6])  # rx, tx
+
+
+def test_persistent_keepalive_flows_without_traffic(netns_pool: NetnsPool, tmp_path: Path):
+    """A persistent keepalive set on the wgfastd responder: its timer fires on its own and the
+    keepalives (32-byte data messages) reach the initiator while no packet is routed."""
+    a, b = make_pair(netns_pool, ("wireguard-go", "wgfastd"), tmp_path, psk=False, outer=4)
+    first_ping(a, b.inner4)
+    b.wg("set", b.interface, "peer", a.public_key, "persistent-keepalive", "1")
+    rx_before, _ = _peer_counters(a)
+    time.sleep(3.5)
+    rx_after, _ = _peer_counters(a)
+    keepalives = (rx_after - rx_before) // 32
+    assert keepalives >= 2, (rx_before, rx_after)
+
+
+def test_down_up_ends_sessions_and_restarts(netns_pool: NetnsPool, tmp_path: Path):
+    """`ip link set down` closes the sockets and ends the sessions (wg show: no port); `up`
+    binds again and a new handshake carries traffic; counters survive."""
+    a, b = make_pair(netns_pool, ("wgfastd", "wgfastd"), tmp_path, psk=True, outer=4)
+    first_ping(a, b.inner4)
+    rx_before, _ = _peer_counters(a)
+    a.ns.run("ip", "link", "set", "down", "dev", a.interface)
+    assert wait_for(lambda: not _udp_port_bound(a, a.port), 5)
+    a.ns.run("ip", "link", "set", "up", "dev", a.interface)
+    assert wait_for(lambda: _udp_port_bound(a, a.port), 5)
+    first_ping(a, b.inner4)
+    ping(b, a.inner4)
+    assert _peer_counters(a)[0] > rx_before
+
+
+def _udp_port_bound(side: Side, port: int) -> bool:
+    out = side.ns.run("ss", "-uanH", f"sport = :{port}").stdout
+    return bool(out.strip())
+
+
+def test_listen_port_zero_and_port_in_use(netns_pool: NetnsPool, tmp_path: Path):
+    """listen-port 0 picks a free port and reports it; a taken port is refused and the old one
+    kept; a new port works for the peer (the initiator follows with a new endpoint)."""
+    a, b = make_pair(netns_pool, ("wgfastd", "wgfastd"), tmp_path, psk=False, outer=4)
+    b.wg("set", b.interface, "listen-port", "0")
+    port = int(b.wg("show", b.interface, "listen-port"))
+    assert port != 0 and _udp_port_bound(b, port)
+    blocker = b.ns.popen(sys.executable, "-c", BLOCK_PORT, "51999", stdout=subprocess.PIPE,
+                         text=True)  # fmt: skip
+    try:
+        assert blocker.stdout is not None and blocker.stdout.readline().strip() == "bound"
+        refused = b.ns.run("wg", "set", b.interface, "listen-port", "51999", check=False)
+        assert refused.returncode != 0
+        assert int(b.wg("show", b.interface, "listen-port")) == port
+    finally:
+        blocker.kill()
+        blocker.wait()
+    a.wg("set", a.interface, "peer", b.public_key, "endpoint", f"{b.outer4}:{port}")
+    first_ping(a, b.inner4)
+    ping(b, a.inner4)
+
+
+# Holds a UDP port (both families) until killed.
+BLOCK_PORT = """
+import socket, sys, time
+s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s4.bind(("0.0.0.0", int(sys.argv[1])))
+print("bound", flush=True)
+time.sleep(60)
+"""

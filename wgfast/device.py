@@ -41,6 +41,7 @@ from . import _native
 from .config import DeviceConfig, PeerStats
 from .device_state import DeviceState, LoadTracker
 from .link import LinkState, LinkWatcher, interface_index, read_link_state
+from .messages import REKEY_TIMEOUT
 from .outputs import (
     DropStaged,
     KeypairReady,
@@ -256,6 +257,7 @@ class Device:
             if peer is not None:
                 peer.zero_keys()
                 peer.timers.stop()
+                peer.last_sent_handshake = None  # up again is a fresh start
             self._reset_activity(slot)
             slot.last_sent_ns = slot.last_received_ns = slot.last_data_received_ns = 0
             slot.tx_packets = 0  # the next data plane counts from zero
@@ -514,7 +516,10 @@ class Device:
         if slot is None:
             return []
         if kind == _native.DP_MSG_NEED_HANDSHAKE:
-            return self.state.initiate(slot.public, now)
+            outputs = self.state.initiate(slot.public, now)
+            if not outputs:
+                self._retry_initiation_later(slot)
+            return outputs
         if kind == _native.DP_MSG_KEYPAIR_CONFIRMED:
             peer = self.state.peers.get(slot.public)
             if peer is None or peer.keypairs.next is None:
@@ -525,6 +530,28 @@ class Device:
                 is_keepalive=True,
             )  # fmt: skip
         return []
+
+    def _retry_initiation_later(self, slot: _PeerSlot) -> None:
+        """The data plane asks once and then waits for a keypair. An initiation refused by the
+        once-per-REKEY_TIMEOUT rule with no retransmission pending would leave it waiting for
+        good, so ask again when the rule allows."""
+        peer = self.state.peers.get(slot.public)
+        if (peer is None or self._loop is None or peer.last_sent_handshake is None
+                or peer.timers.deadlines["retransmit_handshake"] is not None):
+            return
+        when = peer.last_sent_handshake + REKEY_TIMEOUT
+        self._loop.call_at(when, self._retry_initiation, slot.public, self.dataplane)
+
+    def _retry_initiation(self, public: bytes, dataplane: _native.DataPlane | None) -> None:
+        slot = self._slots.get(public)
+        if slot is None or dataplane is None or dataplane is not self.dataplane:
+            return
+        info = dataplane.peer_info(slot.id)
+        if info["has_current"] and not info["staged"]:
+            return  # a handshake completed meanwhile
+        now = time.monotonic()
+        self._carry_out(self.state.initiate(public, now), now)
+        self._schedule_tick()
 
     # --- timers ---------------------------------------------------------------------------------
 
