@@ -416,3 +416,17 @@ s4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s4.bind(("0.0.0.0", int(s
 print("bound", flush=True)
 time.sleep(60)
 """
+
+
+def test_fwmark_marks_the_tunnel_traffic(netns_pool: NetnsPool, tmp_path: Path):
+    """With fwmark 0x77 and a policy rule sending that mark to an unreachable table, nothing
+    reaches the peer; clearing the mark lets the handshake through."""
+    a, b = make_pair(netns_pool, ("wgfastd", "wireguard-go"), tmp_path, psk=False, outer=4)
+    a.ns.run("ip", "rule", "add", "fwmark", "0x77", "lookup", "77")
+    a.ns.run("ip", "route", "add", "unreachable", "default", "table", "77")
+    a.wg("set", a.interface, "fwmark", "0x77")
+    assert a.wg("show", a.interface, "fwmark").strip() == "0x77"
+    assert ping(a, b.inner4, count=1, check=False).returncode != 0
+    assert dump_peer(b)[4] == "0", "a marked initiation got through"
+    a.wg("set", a.interface, "fwmark", "0")
+    first_ping(a, b.inner4)
