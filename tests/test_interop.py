@@ -380,6 +380,9 @@ def test_down_up_ends_sessions_and_restarts(netns_pool: NetnsPool, tmp_path: Pat
     first_ping(a, b.inner4)
     ping(b, a.inner4)
     assert _peer_counters(a)[0] > rx_before
+    # Deleting the interface while the data plane runs ends the daemon and its UAPI socket.
+    a.ns.run("ip", "link", "del", "dev", a.interface)
+    assert wait_for(lambda: not os.path.exists(f"/var/run/wireguard/{a.interface}.sock"), 5)
 
 
 def _udp_port_bound(side: Side, port: int) -> bool:
@@ -430,3 +433,53 @@ def test_fwmark_marks_the_tunnel_traffic(netns_pool: NetnsPool, tmp_path: Path):
     assert dump_peer(b)[4] == "0", "a marked initiation got through"
     a.wg("set", a.interface, "fwmark", "0")
     first_ping(a, b.inner4)
+
+
+def test_wg_quick_brings_up_wgfastd_against_wireguard_go(netns_pool: NetnsPool, tmp_path: Path):
+    """wg-quick starts and configures wgfastd (as its userspace implementation) from a config
+    file; wireguard-go answers; wg-quick down ends the daemon."""
+    needs_cmd("wg-quick")
+    needs_tun()
+    needs_cmd(WIREGUARD_GO)
+    if os.path.exists("/sys/module/wireguard"):
+        pytest.skip("kernel WireGuard present: wg-quick would not use a userspace daemon")
+    a_ns, b_ns = netns_pool.namespace(), netns_pool.namespace()
+    netns_pool.veth(a_ns, OUTER4[0] + "/24", b_ns, OUTER4[1] + "/24")
+    a_private, a_public = _genkey(a_ns)
+    b_private, b_public = _genkey(b_ns)
+    b = Side(b_ns, "wireguard-go", unique_name("wgi"), b_private, b_public, LISTEN_PORTS[1],
+             OUTER4[1], OUTER6[1], INNER4[1], INNER6[1])  # fmt: skip
+    _launch(b, tmp_path)
+    key_file = tmp_path / "b.key"
+    key_file.write_text(b_private + "\n")
+    b.wg("set", b.interface, "private-key", str(key_file), "listen-port", str(b.port),
+         "peer", a_public, "allowed-ips", f"{INNER4[0]}/32")  # fmt: skip
+    b_ns.run("ip", "addr", "add", INNER4[1] + "/24", "dev", b.interface)
+    b_ns.run("ip", "link", "set", "up", "dev", b.interface)
+
+    interface = unique_name("wgq")
+    wrapper = tmp_path / "wgfastd"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m wgfast.daemon "$@"\n')
+    wrapper.chmod(0o755)
+    conf = tmp_path / f"{interface}.conf"
+    conf.write_text(
+        f"[Interface]\nPrivateKey = {a_private}\nAddress = {INNER4[0]}/24\n"
+        f"ListenPort = {LISTEN_PORTS[0]}\n\n"
+        f"[Peer]\nPublicKey = {b_public}\nAllowedIPs = {INNER4[1]}/32\n"
+        f"Endpoint = {OUTER4[1]}:{b.port}\nPersistentKeepalive = 25\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = str(wrapper)
+    up = a_ns.run("wg-quick", "up", str(conf), env=env, check=False, timeout=30)
+    assert up.returncode == 0, up.stderr
+    a = Side(a_ns, "wgfastd", interface, a_private, a_public, LISTEN_PORTS[0],
+             OUTER4[0], OUTER6[0], INNER4[0], INNER6[0])  # fmt: skip
+    try:
+        first_ping(a, INNER4[1])
+        ping(b, INNER4[0])
+        assert a.wg("show", interface, "latest-handshakes").split()[1] != "0"
+    finally:
+        down = a_ns.run("wg-quick", "down", str(conf), env=env, check=False, timeout=30)
+    assert down.returncode == 0, down.stderr
+    assert wait_for(lambda: not a_ns.link_exists(interface), 5)
