@@ -483,3 +483,14 @@ def test_wg_quick_brings_up_wgfastd_against_wireguard_go(netns_pool: NetnsPool, 
         down = a_ns.run("wg-quick", "down", str(conf), env=env, check=False, timeout=30)
     assert down.returncode == 0, down.stderr
     assert wait_for(lambda: not a_ns.link_exists(interface), 5)
+
+
+def test_endpoint_set_later_starts_the_waiting_handshake(netns_pool: NetnsPool, tmp_path: Path):
+    """Packets for a peer without an endpoint wait; giving it an endpoint starts the handshake
+    at once (no further packet needed)."""
+    a, b = make_pair(netns_pool, ("wgfastd", "wgfastd"), tmp_path, psk=False, outer=6)
+    assert ping(b, a.inner4, count=1, check=False).returncode != 0  # staged: nowhere to send
+    assert dump_peer(b)[4] == "0"
+    b.wg("set", b.interface, "peer", a.public_key, "endpoint", f"[{a.outer6}]:{a.port}")
+    assert wait_for(lambda: dump_peer(b)[4] != "0", 3), dump_peer(b)
+    ping(b, a.inner4)

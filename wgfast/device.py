@@ -357,7 +357,7 @@ class Device:
             self._go_down()
             self._go_up(self.mtu, new_sockets)
         elif self.dataplane is not None:
-            self._sync_dataplane(old, new, removed_ids)
+            outputs += self._sync_dataplane(old, new, removed_ids, now)
         if self.dataplane is not None:
             self._carry_out(outputs, now)
             self._schedule_tick()
@@ -413,7 +413,11 @@ class Device:
                     outputs.append(SendKeepalive(public))
         return outputs, removed_ids
 
-    def _sync_dataplane(self, old: DeviceConfig, new: DeviceConfig, removed_ids: list[int]) -> None:
+    def _sync_dataplane(
+        self, old: DeviceConfig, new: DeviceConfig, removed_ids: list[int], now: float
+    ) -> list[Output]:
+        """Bring the running data plane to `new`; returns handshakes the change made possible."""
+        outputs: list[Output] = []
         dataplane = self.dataplane
         assert dataplane is not None
         for peer_id in removed_ids:
@@ -428,8 +432,13 @@ class Device:
                 before is None or before.endpoint != peer_config.endpoint
             ):
                 dataplane.set_endpoint(slot.id, _endpoint_address(peer_config.endpoint))
+                info = dataplane.peer_info(slot.id)
+                if info["staged"] and not info["has_current"]:
+                    # Packets asked for a handshake while there was nowhere to send it.
+                    outputs += self.state.initiate(peer_config.public_key, now)
         # Removed peers took their prefixes along; compare the peers that remain.
         sync_allowed_ips(_Routes(dataplane), self._prefixes(old), self._prefixes(new))
+        return outputs
 
     def _prefixes(self, config: DeviceConfig) -> dict[int, frozenset[AllowedIP]]:
         return {
