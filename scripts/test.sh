@@ -39,9 +39,9 @@ echo "== ruff"
 "$venv/bin/ruff" check wgfast tests bench
 
 echo "== pytest"
-# The venv's pytest (not `python -m pytest`) so that the installed, compiled package is imported
-# rather than the source tree.
-"$venv/bin/pytest" -p no:cacheprovider tests "$@"
+# From inside tests/ with the venv's pytest, so that the installed, compiled package is what
+# every test and every daemon it starts (`python -m wgfast.daemon`) imports, not the source tree.
+(cd tests && "$venv/bin/pytest" -p no:cacheprovider . "$@")
 
 echo '== benchmarks, once each as a smoke test (figures come from wgfast bench)'
-"$venv/bin/pytest" -p no:cacheprovider -q bench --benchmark-disable
+(cd bench && "$venv/bin/pytest" -p no:cacheprovider -q . --benchmark-disable)
