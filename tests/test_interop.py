@@ -26,7 +26,11 @@ import pytest
 from conftest import needs_cmd, needs_tun
 from netns import Netns, NetnsPool, unique_name, wait_for
 
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+import wgfast
+
+# Where the imported wgfast lives (the source tree after an in-place build, or site-packages
+# under the installed package): daemons started by the tests import that same, compiled, copy.
+PACKAGE_ROOT = str(Path(wgfast.__file__).resolve().parent.parent)
 WIREGUARD_GO = "/usr/bin/wireguard-go"
 WIREGUARD_GO_OFFLOAD = "/usr/local/bin/wireguard-go-offload"
 
@@ -126,7 +130,7 @@ def _launch(side: Side, log_dir: Path) -> None:
     env = dict(os.environ)
     env.pop("WG_PROCESS_FOREGROUND", None)
     if side.kind == "wgfastd":
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         env["LOG_LEVEL"] = "verbose"
         env["WGFAST_LOG_FILE"] = str(log_dir / f"{side.interface}.log")
         argv = [sys.executable, "-m", "wgfast.daemon", side.interface]
@@ -469,7 +473,7 @@ def test_wg_quick_brings_up_wgfastd_against_wireguard_go(netns_pool: NetnsPool, 
         f"Endpoint = {OUTER4[1]}:{b.port}\nPersistentKeepalive = 25\n"
     )
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO_ROOT, env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
     env["WG_QUICK_USERSPACE_IMPLEMENTATION"] = str(wrapper)
     up = a_ns.run("wg-quick", "up", str(conf), env=env, check=False, timeout=30)
     assert up.returncode == 0, up.stderr

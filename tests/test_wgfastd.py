@@ -20,6 +20,7 @@ import pytest
 from conftest import needs_cmd, needs_tun
 from netns import Netns, NetnsPool, unique_name, wait_for
 
+import wgfast
 from wgfast.uapi import (
     ERRNO_INVALID,
     ERRNO_IO,
@@ -29,7 +30,9 @@ from wgfast.uapi import (
     socket_path,
 )
 
-REPO_ROOT = str(Path(__file__).resolve().parent.parent)
+# Where the imported wgfast lives (the source tree after an in-place build, or site-packages
+# under the installed package): daemons started by the tests import that same, compiled, copy.
+REPO_ROOT = str(Path(wgfast.__file__).resolve().parent.parent)
 
 
 def wgfastd_env(log_file: Path | None = None) -> dict[str, str]:
