@@ -10,7 +10,10 @@ from pathlib import Path
 
 from conftest import needs_cmd
 
-REPO = str(Path(__file__).resolve().parent.parent)
+import wgfast
+
+# Where the imported (installed or in-place built) package lives, for subprocesses.
+REPO = str(Path(wgfast.__file__).resolve().parent.parent)
 
 
 def wgfast(*args: str, stdin: str | None = None, **kw) -> subprocess.CompletedProcess:

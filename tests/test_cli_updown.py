@@ -16,9 +16,11 @@ import pytest
 from conftest import needs_cmd, needs_tun, require
 from netns import Netns, unique_name
 
+import wgfast
 from wgfast import keys
 
-REPO = str(Path(__file__).resolve().parent.parent)
+# Where the imported (installed or in-place built) package lives, for subprocesses.
+REPO = str(Path(wgfast.__file__).resolve().parent.parent)
 
 
 @pytest.fixture

@@ -307,7 +307,8 @@ def two_namespaces() -> Iterator[tuple[str, str]]:
 
 
 def _start_peer(ns: str, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(native.__file__)))
+    env = dict(os.environ, PYTHONPATH=package_root)
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PEER_SCRIPT, *args],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None

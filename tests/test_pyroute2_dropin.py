@@ -16,10 +16,12 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.wireguard import wgmsg
 from userspace_wg import userspace_interface
 
+import wgfast
 from wgfast import keys
 from wgfast.pyroute2 import AsyncWireGuard, WireGuard
 
-REPO = str(Path(__file__).resolve().parent.parent)
+# Where the imported (installed or in-place built) package lives, for subprocesses.
+REPO = str(Path(wgfast.__file__).resolve().parent.parent)
 
 # pyroute2's module docstring example, minus the NDB link creation (the daemon made the
 # interface), with IFNAME and the import as the only changes.
