@@ -95,8 +95,10 @@ def pair() -> Iterator[tuple[Side, Side]]:
 
 def handshake(a: Side, b: Side, created_ns: int | None = None) -> None:
     now = time.monotonic_ns() if created_ns is None else created_ns
-    a.dp.install_keypair(PEER, 0x1111, 0x2222, KEY_A, KEY_B, True, now)
+    # The responder first, as on the wire (it installs its keypair when it sends the response):
+    # the initiator flushes staged packets at once, and they must find B's keypair in place.
     b.dp.install_keypair(PEER, 0x2222, 0x1111, KEY_B, KEY_A, False, now)
+    a.dp.install_keypair(PEER, 0x1111, 0x2222, KEY_A, KEY_B, True, now)
 
 
 def wait_readable(fd: int, timeout: float = 2.0) -> bool:
