@@ -1,5 +1,5 @@
 """wgfast.Device / wgfast.Peer (blocking and asyncio) against a real UAPI speaker
-(wireguard-go, in a namespace the test creates), cross-checked with `wg`."""
+(wireguard-go and wgfastd, in a namespace the test creates), cross-checked with `wg`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import ipaddress
 
 import pytest
-from userspace_wg import userspace_interface
+from userspace_wg import daemon_fixture, userspace_interface  # noqa: F401 - a fixture
 
 import wgfast
 from wgfast import keys, wgquick
@@ -16,8 +16,8 @@ from wgfast.uapi import Endpoint
 
 
 @pytest.fixture
-def wg_iface(netns_pool):
-    with userspace_interface(netns_pool) as iface:
+def wg_iface(netns_pool, daemon):
+    with userspace_interface(netns_pool, daemon=daemon) as iface:
         yield iface
 
 

@@ -1,7 +1,7 @@
-"""`wgfast up` / `wgfast down` in a network namespace the test creates, with wireguard-go as the
-daemon (WGFAST_DAEMON=wireguard-go): everything up adds is there, `wgfast show`/`showconf`
-agree with `wg`, and after down (or after a failed up) the namespace's links, addresses,
-routes and rules are exactly as before."""
+"""`wgfast up` / `wgfast down` in a network namespace the test creates, once with wireguard-go
+and once with wgfastd as the daemon (WGFAST_DAEMON; userspace_wg.DAEMONS): everything up adds
+is there, `wgfast show`/`showconf` agree with `wg`, and after down (or after a failed up) the
+namespace's links, addresses, routes and rules are exactly as before."""
 
 from __future__ import annotations
 
@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import needs_cmd, needs_tun, require
 from netns import Netns, unique_name
+from userspace_wg import daemon_command, daemon_env, daemon_fixture  # noqa: F401 - a fixture
 
-import wgfast
 from wgfast import keys
-
-# Where the imported (installed or in-place built) package lives, for subprocesses.
-REPO = str(Path(wgfast.__file__).resolve().parent.parent)
 
 
 def blocks(text: str) -> tuple[str, list[str]]:
@@ -32,18 +29,18 @@ def blocks(text: str) -> tuple[str, list[str]]:
 
 
 @pytest.fixture
-def ns(netns_pool) -> Netns:
+def ns(netns_pool, daemon) -> Netns:
+    """A fresh namespace; `wgfast` run in it starts `daemon` (wireguard-go, then wgfastd)."""
     needs_tun()
-    needs_cmd(DAEMON.split()[0])
+    needs_cmd(daemon_command(daemon)[0])
     needs_cmd("wg")
-    return netns_pool.namespace()
+    namespace = netns_pool.namespace()
+    namespace.daemon = daemon  # type: ignore[attr-defined]
+    return namespace
 
 
-DAEMON = os.environ.get("WGFAST_TEST_DAEMON", "wireguard-go")
-
-
-def wgfast(ns: Netns, *args: str, daemon: str = DAEMON) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=REPO, WGFAST_DAEMON=daemon)
+def wgfast(ns: Netns, *args: str, command: str | None = None) -> subprocess.CompletedProcess:
+    env = daemon_env(command or ns.daemon)  # type: ignore[attr-defined]
     return ns.run(sys.executable, "-m", "wgfast.cli", *args, check=False, env=env, timeout=60)
 
 
@@ -211,7 +208,7 @@ def test_errors_a_person_can_act_on(ns, tmp_path, config_keys):
     good.chmod(0o644)
     tmp_path.chmod(0o755)
     before = snapshot(ns)
-    result = wgfast(ns, "up", str(good), daemon="/nonexistent/wgfastd")
+    result = wgfast(ns, "up", str(good), command="/nonexistent/wgfastd")
     assert result.returncode == 1
     assert "Warning: `" in result.stderr and "is world accessible" in result.stderr
     assert "`/nonexistent/wgfastd` not found" in result.stderr and "WGFAST_DAEMON" in result.stderr
@@ -226,7 +223,7 @@ def test_missing_privilege_is_named(ns, tmp_path, config_keys):
     require(setpriv is not None, "needs setpriv (util-linux)")
     name = unique_name("wgp")
     path = write_config(tmp_path, name, make_config(config_keys))
-    env = dict(os.environ, PYTHONPATH=REPO, WGFAST_DAEMON="wireguard-go")
+    env = daemon_env(ns.daemon)  # type: ignore[attr-defined]
     result = ns.run(setpriv, "--inh-caps=-all", "--bounding-set=-net_admin", sys.executable,
                     "-m", "wgfast.cli", "up", str(path), check=False, env=env)
     assert result.returncode == 1

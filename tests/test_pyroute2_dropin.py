@@ -1,6 +1,6 @@
 """wgfast.pyroute2.WireGuard: a script written for pyroute2.WireGuard (its documented usage)
-runs with only the import changed, against a userspace interface, and info() agrees with
-`wg show`."""
+runs with only the import changed, against a userspace interface (wireguard-go and wgfastd),
+and info() agrees with `wg show`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.wireguard import wgmsg
-from userspace_wg import userspace_interface
+from userspace_wg import daemon_fixture, userspace_interface  # noqa: F401 - a fixture
 
 import wgfast
 from wgfast import keys
@@ -64,8 +64,8 @@ for peer in info[0].get('WGDEVICE_A_PEERS'):
 
 
 @pytest.fixture
-def wg_iface(netns_pool):
-    with userspace_interface(netns_pool) as iface:
+def wg_iface(netns_pool, daemon):
+    with userspace_interface(netns_pool, daemon=daemon) as iface:
         yield iface
 
 

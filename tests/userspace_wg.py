@@ -1,21 +1,50 @@
-"""A userspace WireGuard interface for a test: wireguard-go (or $WGFAST_TEST_DAEMON) started in
-a network namespace the test created, with a unique interface name. Its UAPI socket lives in
-the shared /var/run/wireguard, so the test process talks to it from outside the namespace."""
+"""A userspace WireGuard interface for a test: wireguard-go or wgfastd started in a network
+namespace the test created, with a unique interface name. Its UAPI socket lives in the shared
+/var/run/wireguard, so the test process talks to it from outside the namespace.
+
+Tests that take the `daemon` fixture (import `daemon_fixture`) run once per daemon (DAEMONS):
+wireguard-go, and wgfastd from the wgfast package the test imported. WGFAST_TEST_DAEMON=COMMAND
+runs them with that one command only."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import shlex
+import sys
+from pathlib import Path
 
+import pytest
 from conftest import needs_cmd, needs_tun
 from netns import Netns, NetnsPool, unique_name, wait_for
 
+import wgfast
 from wgfast.uapi import socket_path
 
+# Where the imported (installed or in-place built) package lives, for subprocesses.
+REPO = str(Path(wgfast.__file__).resolve().parent.parent)
+WGFASTD = f"{shlex.quote(sys.executable)} -m wgfast.daemon"
+DAEMONS = (
+    {"custom": os.environ["WGFAST_TEST_DAEMON"]}
+    if os.environ.get("WGFAST_TEST_DAEMON")
+    else {"wireguard-go": "wireguard-go", "wgfastd": WGFASTD}
+)
 
-def daemon_command() -> list[str]:
-    return shlex.split(os.environ.get("WGFAST_TEST_DAEMON", "wireguard-go"))
+
+@pytest.fixture(name="daemon", params=list(DAEMONS))
+def daemon_fixture(request) -> str:
+    """The daemon command (a shell-quoted string, as WGFAST_DAEMON takes it) to test with."""
+    return DAEMONS[request.param]
+
+
+def daemon_command(daemon: str | None = None) -> list[str]:
+    return shlex.split(daemon or next(iter(DAEMONS.values())))
+
+
+def daemon_env(daemon: str) -> dict[str, str]:
+    """The environment for a daemon or `wgfast` subprocess: the imported package first."""
+    path = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH", "")) if p)
+    return dict(os.environ, PYTHONPATH=path, WGFAST_DAEMON=daemon)
 
 
 class UserspaceInterface:
@@ -29,13 +58,14 @@ class UserspaceInterface:
 
 
 @contextlib.contextmanager
-def userspace_interface(pool: NetnsPool, prefix: str = "wgc"):
+def userspace_interface(pool: NetnsPool, prefix: str = "wgc", daemon: str | None = None):
     needs_tun()
     needs_cmd("wg")
-    needs_cmd(daemon_command()[0])
+    command = daemon_command(daemon)
+    needs_cmd(command[0])
     ns = pool.namespace()
     iface = UserspaceInterface(ns, unique_name(prefix))
-    result = ns.run(*daemon_command(), iface.name, check=False)
+    result = ns.run(*command, iface.name, check=False, env=daemon_env(" ".join(command)))
     try:
         assert result.returncode == 0, result.stderr
         assert wait_for(lambda: os.path.exists(iface.socket), 5), "no UAPI socket appeared"
