@@ -59,6 +59,14 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->udp6_fd = udp6_fd;
     dp->mtu = mtu;
     dp->wake_fd = dp->event_fd = -1;
+    dp->limits = (struct wgf_dp_time_limits){
+        .rekey_after_time_ns = WGF_REKEY_AFTER_TIME_NS,
+        .reject_after_time_ns = WGF_REJECT_AFTER_TIME_NS,
+        .keepalive_timeout_ns = WGF_KEEPALIVE_TIMEOUT_NS,
+        .rekey_timeout_ns = WGF_REKEY_TIMEOUT_NS,
+    };
+    dp->rekey_on_receive_age_ns =
+        WGF_REJECT_AFTER_TIME_NS - WGF_KEEPALIVE_TIMEOUT_NS - WGF_REKEY_TIMEOUT_NS;
     pthread_mutex_init(&dp->lock, NULL);
     pthread_mutex_init(&dp->queue_lock, NULL);
 
@@ -96,6 +104,30 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->keepalive_bufs = b;
     *out = dp;
     return 0;
+}
+
+int wgf_dp_set_time_limits(struct wgf_dp *dp, const struct wgf_dp_time_limits *limits)
+{
+    const struct wgf_dp_time_limits l = *limits;
+    /* Each term is below reject_after_time once checked, so the sum cannot wrap. */
+    if (l.rekey_after_time_ns == 0 || l.rekey_after_time_ns >= l.reject_after_time_ns ||
+        l.keepalive_timeout_ns >= l.reject_after_time_ns ||
+        l.rekey_timeout_ns >= l.reject_after_time_ns ||
+        l.keepalive_timeout_ns + l.rekey_timeout_ns >= l.reject_after_time_ns)
+        return -EINVAL;
+    pthread_mutex_lock(&dp->lock);
+    dp->limits = l;
+    dp->rekey_on_receive_age_ns =
+        l.reject_after_time_ns - l.keepalive_timeout_ns - l.rekey_timeout_ns;
+    pthread_mutex_unlock(&dp->lock);
+    return 0;
+}
+
+void wgf_dp_get_time_limits(struct wgf_dp *dp, struct wgf_dp_time_limits *out)
+{
+    pthread_mutex_lock(&dp->lock);
+    *out = dp->limits;
+    pthread_mutex_unlock(&dp->lock);
 }
 
 void wgf_dp_free(struct wgf_dp *dp)

@@ -35,17 +35,14 @@
 #include "index_table.h"
 #include "replay.h"
 
-/* The paper's constants (section 6), as the data plane applies them. */
+/* The paper's constants (section 6). The four times are the defaults of a data plane's
+ * struct wgf_dp_time_limits, which a test hook may shorten (wgf_dp_set_time_limits). */
 #define WGF_REKEY_AFTER_MESSAGES (UINT64_C(1) << 60)
 #define WGF_NSEC_PER_SEC UINT64_C(1000000000)
 #define WGF_REKEY_AFTER_TIME_NS (120 * WGF_NSEC_PER_SEC)
 #define WGF_REJECT_AFTER_TIME_NS (180 * WGF_NSEC_PER_SEC)
 #define WGF_KEEPALIVE_TIMEOUT_NS (10 * WGF_NSEC_PER_SEC)
 #define WGF_REKEY_TIMEOUT_NS (5 * WGF_NSEC_PER_SEC)
-/* An initiator that receives under a keypair this old starts a new handshake (the kernel's
- * REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT). */
-#define WGF_REKEY_ON_RECEIVE_AGE_NS \
-    (WGF_REJECT_AFTER_TIME_NS - WGF_KEEPALIVE_TIMEOUT_NS - WGF_REKEY_TIMEOUT_NS)
 
 /* Wire format of transport data (type 4). */
 #define WGF_MSG_INITIATION 1
@@ -91,6 +88,21 @@ int wgf_dp_run(struct wgf_dp *dp);
 int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms);
 /* Asks the loop to return; safe from any thread, and before the loop starts. */
 void wgf_dp_stop(struct wgf_dp *dp);
+
+/* The keypair ages the data plane acts on; wgf_dp_new starts with the paper's values. An
+ * initiator that receives under a keypair older than reject_after_time - keepalive_timeout -
+ * rekey_timeout (the kernel's last-minute rule) starts a new handshake. */
+struct wgf_dp_time_limits {
+    uint64_t rekey_after_time_ns;  /* an initiator's keypair this old asks for a new handshake */
+    uint64_t reject_after_time_ns; /* a keypair this old neither sends nor receives */
+    uint64_t keepalive_timeout_ns;
+    uint64_t rekey_timeout_ns;
+};
+/* Replaces the limits (any thread; for a test hook that shortens the protocol's timers). 0, or
+ * -EINVAL unless 0 < rekey_after_time < reject_after_time and keepalive_timeout + rekey_timeout
+ * < reject_after_time. */
+int wgf_dp_set_time_limits(struct wgf_dp *dp, const struct wgf_dp_time_limits *limits);
+void wgf_dp_get_time_limits(struct wgf_dp *dp, struct wgf_dp_time_limits *out);
 
 /* ---- peers and keypairs (any thread) ---- */
 

@@ -60,6 +60,8 @@ struct wgf_dp {
 
     /* Everything below up to the queue is guarded by lock. */
     pthread_mutex_t lock;
+    struct wgf_dp_time_limits limits;
+    uint64_t rekey_on_receive_age_ns; /* reject_after - keepalive_timeout - rekey_timeout */
     struct wgf_dp_peer **peers; /* open addressing by id, linear probing */
     size_t peer_cap, peer_count;
     uint8_t **pool;             /* free staged buffers (a stack) */
@@ -117,7 +119,8 @@ static inline uint64_t wgf_get_le64(const uint8_t *p)
 struct wgf_dp_peer *wgf_dp_peer_find(struct wgf_dp *dp, uint32_t id);
 void wgf_dp_peers_free_all(struct wgf_dp *dp);
 /* The current keypair if it may still send, else NULL. */
-struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(struct wgf_dp_peer *p, uint64_t now);
+struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(const struct wgf_dp *dp, struct wgf_dp_peer *p,
+                                                   uint64_t now);
 /* Queues one NEED_HANDSHAKE event for p unless one is already out. */
 void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p);
 /* Responder's next keypair authenticated data: previous <- current <- next. */

@@ -133,12 +133,13 @@ void wgf_dp_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, uint8_t **buf, size_
     WGF_DP_STAT_ADD(dp, staged, 1);
 }
 
-struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(struct wgf_dp_peer *p, uint64_t now)
+struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(const struct wgf_dp *dp, struct wgf_dp_peer *p,
+                                                   uint64_t now)
 {
     if (p->current == WGF_DP_SLOT_NONE)
         return NULL;
     struct wgf_dp_keypair_slot *kp = &p->slots[p->current];
-    if (!kp->live || wgf_dp_age(now, kp->created_ns) >= WGF_REJECT_AFTER_TIME_NS ||
+    if (!kp->live || wgf_dp_age(now, kp->created_ns) >= dp->limits.reject_after_time_ns ||
         kp->send_counter >= WGF_REJECT_AFTER_MESSAGES)
         return NULL;
     return kp;

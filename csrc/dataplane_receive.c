@@ -70,7 +70,7 @@ static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_en
         return n_acc;
     }
     struct wgf_dp_keypair_slot *kp = &p->slots[slot];
-    if (wgf_dp_age(now, kp->created_ns) >= WGF_REJECT_AFTER_TIME_NS) {
+    if (wgf_dp_age(now, kp->created_ns) >= dp->limits.reject_after_time_ns) {
         WGF_DP_DROP(dp, WGF_DROP_KEYPAIR_EXPIRED, m);
         return n_acc;
     }
@@ -132,7 +132,7 @@ static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_en
     }
     /* An initiator whose keypair nears REJECT_AFTER_TIME rekeys before it is too late. */
     if (p->current == slot && kp->is_initiator &&
-        wgf_dp_age(now, kp->created_ns) >= WGF_REKEY_ON_RECEIVE_AGE_NS)
+        wgf_dp_age(now, kp->created_ns) >= dp->rekey_on_receive_age_ns)
         wgf_dp_want_handshake(dp, p);
     return n_acc;
 }

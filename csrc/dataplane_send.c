@@ -130,7 +130,7 @@ void wgf_dp_transmit(struct wgf_dp *dp)
 static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t *idx, size_t m,
                           const size_t *lens, uint64_t now)
 {
-    struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+    struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(dp, p, now);
     size_t sealed = 0;
 
     if (kp != NULL && p->staged_count == 0) {
@@ -149,7 +149,8 @@ static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t
         }
         wgf_dp_seal_run(dp, p, kp, bufs, run_lens, sealed, now, fam);
         if (kp->send_counter >= WGF_REKEY_AFTER_MESSAGES ||
-            (kp->is_initiator && wgf_dp_age(now, kp->created_ns) >= WGF_REKEY_AFTER_TIME_NS))
+            (kp->is_initiator &&
+             wgf_dp_age(now, kp->created_ns) >= dp->limits.rekey_after_time_ns))
             wgf_dp_want_handshake(dp, p);
     }
     if (sealed == m)
@@ -157,7 +158,7 @@ static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t
     /* Staged packets go out first, so packets queue behind them to keep their order. */
     for (size_t k = sealed; k < m; k++)
         wgf_dp_stage(dp, p, &dp->tx_bufs[idx[k]], lens[idx[k]]);
-    if (wgf_dp_sending_keypair(p, now) != NULL) {
+    if (wgf_dp_sending_keypair(dp, p, now) != NULL) {
         p->flush_pending = true;
         __atomic_store_n(&dp->work_pending, 1, __ATOMIC_RELEASE);
     } else {
@@ -249,7 +250,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
             if (p == NULL)
                 continue;
             if (p->keepalive_pending && room > 0) {
-                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(dp, p, now);
                 int fam = wgf_dp_out_family(dp, p);
                 p->keepalive_pending = false;
                 if (kp == NULL) {
@@ -263,7 +264,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                 }
             }
             if (p->flush_pending && room > 0) {
-                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(p, now);
+                struct wgf_dp_keypair_slot *kp = wgf_dp_sending_keypair(dp, p, now);
                 int fam = wgf_dp_out_family(dp, p);
                 if (kp == NULL || fam < 0) {
                     /* Keep them staged: a keypair or an endpoint may still come. */

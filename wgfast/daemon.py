@@ -26,6 +26,7 @@ import time
 from . import __version__
 from .device import Device
 from .ipc import SocketRemovalWatcher, UAPIServer, open_uapi_socket
+from .messages import TEST_TIME_SCALE, TEST_TIME_SCALE_ENV
 from .tun import DEFAULT_MTU, TunDevice, adopt_tun, check_interface_name, create_tun
 from .uapi import socket_path
 
@@ -48,6 +49,8 @@ environment:
   {ENV_LOG_LEVEL}=verbose|error|silent   log detail (default: error)
   {ENV_LOG_FILE}=PATH   append log lines to PATH
   {ENV_TUN_FD}, {ENV_UAPI_FD}   use an already open TUN device / listening UAPI socket
+  {TEST_TIME_SCALE_ENV}=S   test hook, off by default: multiply the protocol's timers
+      (REKEY_AFTER_TIME, REJECT_AFTER_TIME, REKEY_TIMEOUT, KEEPALIVE_TIMEOUT...) by S in (0, 1]
 
 logging: in the foreground wgfastd logs to stderr. Daemonized, it logs to the launching
 process's stdout/stderr when {ENV_LOG_LEVEL} is set to verbose or error (as wireguard-go does;
@@ -159,6 +162,9 @@ async def run_device(interface: str, readiness: Readiness) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, request_stop, f"received {signum.name}")
         log.info("device %s started", tun.name)
+        if TEST_TIME_SCALE != 1.0:
+            log.warning("test hook %s=%g: protocol timers shortened", TEST_TIME_SCALE_ENV,
+                        TEST_TIME_SCALE)  # fmt: skip
         readiness.ready(tun.name)
         await stopping.wait()
     except Exception as exc:

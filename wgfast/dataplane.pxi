@@ -54,7 +54,13 @@ cdef extern from "dataplane.h" nogil:
         uint64_t handshake_messages_up, events_up
         uint64_t drops[1]  # WGF_DROP_COUNT entries; Cython only needs the name
 
+    struct wgf_dp_time_limits:
+        uint64_t rekey_after_time_ns, reject_after_time_ns
+        uint64_t keepalive_timeout_ns, rekey_timeout_ns
+
     int wgf_dp_new(wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu)
+    int wgf_dp_set_time_limits(wgf_dp *dp, const wgf_dp_time_limits *limits)
+    void wgf_dp_get_time_limits(wgf_dp *dp, wgf_dp_time_limits *out)
     void wgf_dp_free(wgf_dp *dp)
     int wgf_dp_run(wgf_dp *dp)
     int wgf_dp_run_once(wgf_dp *dp, int timeout_ms)
@@ -137,9 +143,12 @@ cdef class DataPlane:
     cdef readonly unsigned mtu
     cdef bint running
 
-    def __cinit__(self, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu=1420):
+    def __cinit__(self, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu=1420,
+                  time_limits=None):
         _dp_check(wgf_dp_new(&self.dp, tun_fd, udp4_fd, udp6_fd, mtu), "data plane")
         self.mtu = mtu
+        if time_limits is not None:
+            self.set_time_limits(**time_limits)
 
     def __dealloc__(self):
         # run() holds a reference to self, so the loop cannot be running here.
@@ -182,6 +191,26 @@ cdef class DataPlane:
 
     def stop(self) -> None:
         wgf_dp_stop(self._live())
+
+    @property
+    def time_limits(self) -> dict:
+        """The keypair ages the data plane acts on, in nanoseconds (the paper's by default)."""
+        cdef wgf_dp_time_limits l
+        wgf_dp_get_time_limits(self._live(), &l)
+        return {"rekey_after_time_ns": l.rekey_after_time_ns,
+                "reject_after_time_ns": l.reject_after_time_ns,
+                "keepalive_timeout_ns": l.keepalive_timeout_ns,
+                "rekey_timeout_ns": l.rekey_timeout_ns}
+
+    def set_time_limits(self, uint64_t rekey_after_time_ns, uint64_t reject_after_time_ns,
+                        uint64_t keepalive_timeout_ns, uint64_t rekey_timeout_ns) -> None:
+        """Replaces the time limits (a test hook shortens them with the protocol's timers)."""
+        cdef wgf_dp_time_limits l
+        l.rekey_after_time_ns = rekey_after_time_ns
+        l.reject_after_time_ns = reject_after_time_ns
+        l.keepalive_timeout_ns = keepalive_timeout_ns
+        l.rekey_timeout_ns = rekey_timeout_ns
+        _dp_check(wgf_dp_set_time_limits(self._live(), &l), "time limits")
 
     def add_peer(self, uint32_t peer) -> None:
         _dp_check(wgf_dp_peer_add(self._live(), peer), "add peer")

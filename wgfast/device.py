@@ -41,7 +41,7 @@ from . import _native
 from .config import DeviceConfig, PeerStats
 from .device_state import DeviceState, LoadTracker
 from .link import LinkState, LinkWatcher, interface_index, read_link_state
-from .messages import REKEY_TIMEOUT
+from .messages import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .outputs import (
     DropStaged,
     KeypairReady,
@@ -66,6 +66,18 @@ TUN_READ_BYTES = 65536
 TUN_DRAIN_WHILE_DOWN = 256  # packets dropped per wake-up while the device is down
 
 Address = tuple[str, int]
+NSEC_PER_SEC = 1_000_000_000
+
+
+def dataplane_time_limits() -> dict[str, int]:
+    """The protocol's times (test-scaled by WGFAST_TEST_TIME_SCALE, see wgfast.messages) as the
+    data plane's time limits, so both planes age keypairs alike."""
+    return {
+        "rekey_after_time_ns": round(REKEY_AFTER_TIME * NSEC_PER_SEC),
+        "reject_after_time_ns": round(REJECT_AFTER_TIME * NSEC_PER_SEC),
+        "keepalive_timeout_ns": round(KEEPALIVE_TIMEOUT * NSEC_PER_SEC),
+        "rekey_timeout_ns": round(REKEY_TIMEOUT * NSEC_PER_SEC),
+    }
 
 
 @dataclass
@@ -200,6 +212,7 @@ class Device:
             dataplane = _native.DataPlane(
                 self.tun.fd, sockets.fileno4(), sockets.fileno6(),
                 min(max(mtu, DATAPLANE_MTU_MIN), DATAPLANE_MTU_MAX),
+                time_limits=dataplane_time_limits(),
             )  # fmt: skip
         except (OSError, ValueError) as exc:
             log.error("cannot bring the device up: data plane: %s", exc)

@@ -10,27 +10,53 @@ are not zero has an unknown type and is dropped, as the kernel does.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 
 from wgfast.drop import DropReason
 
+# --- Test hook: shortened protocol timers ------------------------------------------------------
+# WGFAST_TEST_TIME_SCALE, a number in (0, 1], multiplies the protocol's session times below
+# (REKEY_AFTER_TIME, REJECT_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT and its jitter,
+# KEEPALIVE_TIMEOUT) so that tests can watch rekeys happen in seconds. It is read once, when this
+# module is first imported (daemon start); the device hands the same scaled values to the data
+# plane (DataPlane.set_time_limits). Unset means 1: the paper's values. Never set it outside
+# tests: a scaled device still interoperates, but rekeys and keepalives far more often.
+TEST_TIME_SCALE_ENV = "WGFAST_TEST_TIME_SCALE"
+
+
+def _read_test_time_scale() -> float:
+    raw = os.environ.get(TEST_TIME_SCALE_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        raise ValueError(f"{TEST_TIME_SCALE_ENV}={raw!r} is not a number") from None
+    if not 0.0 < scale <= 1.0:
+        raise ValueError(f"{TEST_TIME_SCALE_ENV}={raw!r} is not in (0, 1]")
+    return scale
+
+
+TEST_TIME_SCALE = _read_test_time_scale()
+
 # --- Protocol constants, under the paper's names (seconds and message counts) -----------------
 
 REKEY_AFTER_MESSAGES = 1 << 60
 REJECT_AFTER_MESSAGES = (1 << 64) - (1 << 13) - 1
-REKEY_AFTER_TIME = 120.0
-REJECT_AFTER_TIME = 180.0
-REKEY_ATTEMPT_TIME = 90.0
-REKEY_TIMEOUT = 5.0
-REKEY_TIMEOUT_JITTER_MAX = 1.0 / 3.0
-KEEPALIVE_TIMEOUT = 10.0
+REKEY_AFTER_TIME = 120.0 * TEST_TIME_SCALE
+REJECT_AFTER_TIME = 180.0 * TEST_TIME_SCALE
+REKEY_ATTEMPT_TIME = 90.0 * TEST_TIME_SCALE
+REKEY_TIMEOUT = 5.0 * TEST_TIME_SCALE
+REKEY_TIMEOUT_JITTER_MAX = 1.0 / 3.0 * TEST_TIME_SCALE
+KEEPALIVE_TIMEOUT = 10.0 * TEST_TIME_SCALE
 COOKIE_SECRET_MAX_AGE = 120.0
 # The initiator treats a stored cookie as stale this long before the responder rotates its secret.
 COOKIE_SECRET_LATENCY = 5.0
 # A responder consumes at most this many initiations per second from one peer (one per 20 ms).
 INITIATIONS_PER_SECOND = 50
-MAX_TIMER_HANDSHAKES = int(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT)  # 18 retransmissions
+MAX_TIMER_HANDSHAKES = round(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT)  # 18 retransmissions
 MAX_STAGED_PACKETS = 128
 MAX_QUEUED_INCOMING_HANDSHAKES = 4096
 UNDER_LOAD_AFTER_TIME = 1.0
