@@ -48,6 +48,108 @@ def cmd_bench_crypto(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_handshake(args: argparse.Namespace) -> int:
+    from wgfast import bench_handshake
+
+    results = bench_handshake.run(seconds=args.seconds, progress=_bench_progress(args))
+    if args.json:
+        print(json.dumps({"kind": "handshake", "results": [r.as_dict() for r in results]},
+                         indent=2))
+    else:
+        print(bench_handshake.format_table(results))
+    return 0
+
+
+def _bench_progress(args: argparse.Namespace):
+    def progress(msg: str) -> None:
+        if not args.json:
+            print(f"  {msg} ...", file=sys.stderr, flush=True)
+
+    return progress
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_bench_tunnel(args: argparse.Namespace) -> int:
+    """The tunnel bench; without root or TUN, says what is missing and runs crypto and
+    handshake instead (non-zero only if those fail too)."""
+    import signal
+
+    from wgfast import bench_tunnel, testbed
+
+    missing = testbed.requirements_missing()
+    if missing:
+        print("wgfast bench: the tunnel benchmark needs " + "; ".join(missing) + ".\n"
+              "Running what needs none of that: `wgfast bench crypto` and "
+              "`wgfast bench handshake`.", file=sys.stderr)
+        return _bench_fallback(args)
+    try:
+        impls = [bench_tunnel.Impl.wgfast(), *map(bench_tunnel.Impl.parse, args.against)]
+        settings = bench_tunnel.Settings(
+            impls=impls, repeat=args.repeat, streams=args.streams, udp=args.udp,
+            sizes=args.size, duration=args.duration, tool=args.tool)
+    except bench_tunnel.BenchError as exc:
+        print(f"wgfast bench: {exc}", file=sys.stderr)
+        return 2
+
+    def progress(msg: str) -> None:
+        print(f"  {msg}", file=sys.stderr, flush=True)
+
+    # Ctrl-C and SIGTERM both unwind through the testbeds' cleanup.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress(f"tunnel bench: {', '.join(i.name for i in impls)}; {settings.repeat} round(s), "
+             f"traffic by {settings.tool}")
+    try:
+        rows = bench_tunnel.run(settings, progress=progress)
+    except bench_tunnel.BenchError as exc:
+        print(f"wgfast bench: FAILED: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({"kind": "tunnel", "results": [r.as_dict() for r in rows]}, indent=2))
+    else:
+        print(bench_tunnel.format_table(rows, settings))
+    if args.plot:
+        try:
+            bench_tunnel.plot(rows, args.plot)
+            progress(f"plot written to {args.plot}")
+        except ImportError:
+            print("wgfast bench: --plot needs matplotlib (pip install 'wgfast[plot]')",
+                  file=sys.stderr)
+            return 1
+    return 0
+
+
+def _bench_fallback(args: argparse.Namespace) -> int:
+    from wgfast import bench_crypto, bench_handshake
+
+    reports = []
+    ran = 0
+    for name, runner in (("crypto", lambda: bench_crypto.run(
+                              sizes=[64, 512, 1420, 8192], batch=64, seconds=0.3)),
+                         ("handshake", lambda: bench_handshake.run())):
+        try:
+            result = runner()
+        except Exception as exc:  # report every part that could not run, go on with the rest
+            print(f"wgfast bench {name}: could not run: {exc}", file=sys.stderr)
+            continue
+        ran += 1
+        if name == "crypto":
+            rows, notes = result
+            reports.append({"kind": "crypto", "notes": notes,
+                            "results": [r.as_dict() for r in rows]})
+            text = bench_crypto.format_table(rows, notes)
+        else:
+            reports.append({"kind": "handshake", "results": [r.as_dict() for r in result]})
+            text = bench_handshake.format_table(result)
+        if not args.json:
+            print(text)
+    if args.json:
+        print(json.dumps({"kind": "partial", "skipped": "tunnel", "reports": reports}, indent=2))
+    return 0 if ran else 1
+
+
 # --- keys, show, up/down (wg and wg-quick work-alikes) -------------------------------------
 
 _KEY_ERROR = "Key is not the correct length or format"
@@ -152,7 +254,7 @@ def cmd_showconf(args: argparse.Namespace) -> int:
     return 0
 
 
-def _quick(action: str, target: str) -> int:
+def _quick(action: str, target: str, netns: str | None = None) -> int:
     import logging
 
     from wgfast import quick, wgquick
@@ -160,9 +262,9 @@ def _quick(action: str, target: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         if action == "up":
-            quick.up(target)
+            quick.up(target, netns=netns)
         else:
-            quick.down(target)
+            quick.down(target, netns=netns)
     except (quick.QuickError, wgquick.ConfigError) as exc:
         print(f"wgfast {action}: {exc}", file=sys.stderr)
         return 1
@@ -177,11 +279,11 @@ def _quick(action: str, target: str) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _quick("up", args.config)
+    return _quick("up", args.config, args.netns)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    return _quick("down", args.config)
+    return _quick("down", args.config, args.netns)
 
 
 def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
@@ -204,6 +306,9 @@ def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
         p = sub.add_parser(action, help=f"bring a wg-quick configuration {action}")
         p.add_argument("config", metavar="CONFIG|NAME",
                        help="a path to NAME.conf, or NAME for /etc/wireguard/NAME.conf")
+        p.add_argument("--netns", metavar="NS",
+                       help="the interface lives in network namespace NS (a name from `ip netns`"
+                       " or a path); the daemon and its UDP socket stay here")
         p.set_defaults(func=func)
 
 
@@ -214,7 +319,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wgfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    bench = sub.add_parser("bench", help="measure throughput")
+    bench = sub.add_parser(
+        "bench", help="measure a wgfast tunnel (default), the crypto core or handshakes",
+        description="Without MODE: build two network namespaces joined by a veth pair, run a "
+        "wgfast tunnel across them (and each --against implementation), drive traffic both "
+        "ways and print throughput, packets/s, CPU and handshake time. Needs root and TUN.")
+    bench.add_argument("--against", action="append", default=[], metavar="CMD",
+                       help="also measure a wireguard-go-compatible daemon command "
+                       "(e.g. wireguard-go), or `none` for the bare veth path; repeatable")
+    bench.add_argument("--repeat", type=_positive, default=3,
+                       help="rounds, implementations interleaved A B A B (default 3)")
+    bench.add_argument("--streams", type=_positive, default=1, help="parallel streams")
+    bench.add_argument("--udp", action="store_true", help="UDP instead of TCP")
+    bench.add_argument("--size", type=_sizes, default=None,
+                       help="write (TCP) or datagram (UDP) sizes in bytes, comma-separated "
+                       "(default 131072 for TCP, 1392 for UDP)")
+    bench.add_argument("--duration", type=float, default=5.0,
+                       help="seconds of traffic per direction (default 5)")
+    bench.add_argument("--tool", choices=("iperf3", "builtin"), default="",
+                       help="traffic generator (default: iperf3 when installed)")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--plot", metavar="FILE.png",
+                       help="draw throughput over time (and over sizes); needs matplotlib")
+    bench.set_defaults(func=cmd_bench_tunnel)
     bench_sub = bench.add_subparsers(dest="bench_mode", metavar="MODE")
     crypto = bench_sub.add_parser(
         "crypto", help="batched ChaCha20-Poly1305 against OpenSSL EVP and `cryptography`"
@@ -226,6 +353,12 @@ def build_parser() -> argparse.ArgumentParser:
     crypto.add_argument("--seconds", type=float, default=0.3,
                         help="approximate time spent per row (default 0.3)")
     crypto.set_defaults(func=cmd_bench_crypto)
+    handshake = bench_sub.add_parser(
+        "handshake", help="handshakes per second through the Python control plane")
+    handshake.add_argument("--json", action="store_true", help="machine-readable output")
+    handshake.add_argument("--seconds", type=float, default=0.5,
+                           help="approximate time spent per operation (default 0.5)")
+    handshake.set_defaults(func=cmd_bench_handshake)
     _add_wg_commands(sub)
     return parser
 
