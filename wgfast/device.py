@@ -39,8 +39,9 @@ from dataclasses import dataclass
 
 from . import _native
 from .config import DeviceConfig, PeerStats
+from .counters import DataplaneTotals, uapi_counters
 from .device_state import DeviceState, LoadTracker
-from .link import LinkState, LinkWatcher, interface_index, read_link_state
+from .link import LinkState, LinkWatcher, follow_link, interface_index, read_link_state
 from .messages import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .outputs import (
     DropStaged,
@@ -64,6 +65,7 @@ DATAPLANE_JOIN_TIMEOUT = 5.0
 DATAPLANE_MTU_MIN, DATAPLANE_MTU_MAX = 576, 9000  # WGF_DP_MTU_MIN / WGF_DP_MTU_MAX
 TUN_READ_BYTES = 65536
 TUN_DRAIN_WHILE_DOWN = 256  # packets dropped per wake-up while the device is down
+FOLLOW_LINK_TRIES, FOLLOW_LINK_INTERVAL = 40, 0.05  # a moving link shows up there within 2 s
 
 Address = tuple[str, int]
 NSEC_PER_SEC = 1_000_000_000
@@ -137,6 +139,7 @@ class Device:
         self._link: LinkWatcher | None = None
         self._watching_tun = False
         self._slots: dict[bytes, _PeerSlot] = {}
+        self._dataplane_totals = DataplaneTotals()  # counters of data planes that have stopped
         self._by_id: dict[int, _PeerSlot] = {}
         self._next_id = 1
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -156,7 +159,8 @@ class Device:
         """Follow the link's up/down state from now on (needs a running loop)."""
         self._loop = asyncio.get_running_loop()
         try:
-            self._link = LinkWatcher(interface_index(self.tun.name), self._on_link_change)
+            self._link = LinkWatcher(interface_index(self.tun.name), self._on_link_change,
+                                     self._on_link_gone)
             self._loop.add_reader(self._link.fileno(), self._link.on_readable)
         except OSError as exc:  # e.g. an adopted TUN whose name this namespace cannot see
             log.warning("cannot follow link state (%s); treating the device as up", exc)
@@ -192,6 +196,33 @@ class Device:
             self._go_up(link.mtu)
         elif not link.up and self.is_up:
             self._go_down()
+
+    def _on_link_gone(self) -> None:
+        """The link left the watched namespace. Deleted: the TUN fd fails and the daemon ends.
+        Moved to another namespace: watch it there (the sockets stay here)."""
+        if self._link is not None and self._loop is not None:
+            self._loop.remove_reader(self._link.fileno())
+            self._link.close()
+            self._link = None
+            self._follow_link(FOLLOW_LINK_TRIES)
+
+    def _follow_link(self, tries: int) -> None:
+        if self._stopped or self._link is not None or self._loop is None:
+            return
+        try:
+            watcher, link = follow_link(self.tun.fd, self.tun.name, self._on_link_change,
+                                        self._on_link_gone)
+        except OSError as exc:  # gone for good (EBADFD), or not visible there yet
+            if exc.errno != errno.EBADFD and tries > 1:
+                self._loop.call_later(FOLLOW_LINK_INTERVAL, self._follow_link, tries - 1)
+            else:
+                log.info("link %s left its namespace and cannot be followed: %s",
+                         self.tun.name, exc)
+            return
+        log.info("link %s now followed in its new network namespace", self.tun.name)
+        self._link = watcher
+        self._loop.add_reader(watcher.fileno(), watcher.on_readable)
+        self._on_link_change(link)
 
     def _go_up(self, mtu: int, sockets: UDPSockets | None = None) -> None:
         """Bind the sockets (unless given), start the data plane and load every peer into it.
@@ -260,6 +291,7 @@ class Device:
                 info = dataplane.peer_info(slot.id)
                 slot.rx_base += info["rx_bytes"]
                 slot.tx_base += info["tx_bytes"]
+            self._dataplane_totals.retire(dataplane.stats())
             dataplane.close()  # zeroes every key it held
         self.dataplane = self._thread = None
         if self.sockets is not None:
@@ -344,7 +376,9 @@ class Device:
             for p in status.peers
         )
         port = self.sockets.port if self.sockets is not None else status.listen_port
-        return dataclasses.replace(status, listen_port=port, peers=peers)
+        live = self.dataplane.stats() if self.dataplane is not None else None
+        counters = uapi_counters(self._dataplane_totals.current(live), self.state.drops)
+        return dataclasses.replace(status, listen_port=port, peers=peers, counters=counters)
 
     def apply(self, changes: ChangeSet) -> None:
         old = self.config

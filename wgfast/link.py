@@ -3,14 +3,24 @@ rtnetlink link notifications (RTMGRP_LINK), as wireguard-go's tun event reader d
 
 The device is "up" while the link has IFF_UP: wg-quick configures a device first and brings the
 link up last, and `ip link set down` takes a device down (sessions end, sockets close).
+
+The link may move to another network namespace (`wgfast up --netns`, `ip link set netns`): the
+TUN fd and the UDP sockets stay valid, but this namespace's notifications end with RTM_DELLINK.
+`follow_link` then asks the TUN which namespace its link is in now (TUNGETDEVNETNS) and opens
+a watcher there, from a thread that entered it (a namespace is per thread; a socket keeps the
+namespace it was made in).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import fcntl
 import logging
+import os
 import socket
 import struct
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +30,9 @@ log = logging.getLogger(__name__)
 
 RTMGRP_LINK = 1
 RTM_NEWLINK = 16
+RTM_DELLINK = 17
+TUNGETDEVNETNS = 0x54E3  # _IO('T', 227): an fd of the namespace the TUN's link is in
+CLONE_NEWNET = 0x40000000
 NLMSG_ERROR = 2
 IFLA_MTU = 4
 IFF_UP = 0x1
@@ -50,11 +63,14 @@ def interface_index(name: str) -> int:
 
 
 class LinkWatcher:
-    """Calls `on_change(LinkState)` for link notifications about one interface index."""
+    """Calls `on_change(LinkState)` for link notifications about one interface index, and
+    `on_gone()` when the link leaves this namespace (deleted, or moved elsewhere)."""
 
-    def __init__(self, index: int, on_change: Callable[[LinkState], None]) -> None:
+    def __init__(self, index: int, on_change: Callable[[LinkState], None],
+                 on_gone: Callable[[], None] | None = None) -> None:
         self.index = index
         self.on_change = on_change
+        self.on_gone = on_gone
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         try:
             self.sock.bind((0, RTMGRP_LINK))
@@ -76,10 +92,15 @@ class LinkWatcher:
                     continue
                 return  # EAGAIN: drained
             for state in self._parse(data):
+                if state is None:
+                    if self.on_gone is not None:
+                        self.on_gone()
+                    return
                 self.on_change(state)
 
-    def _parse(self, data: bytes) -> list[LinkState]:
-        states = []
+    def _parse(self, data: bytes) -> list[LinkState | None]:
+        """The link's states in `data`; None stands for an RTM_DELLINK of the link."""
+        states: list[LinkState | None] = []
         offset = 0
         while offset + _NLMSGHDR.size <= len(data):
             length, kind = _NLMSGHDR.unpack_from(data, offset)[:2]
@@ -92,6 +113,9 @@ class LinkWatcher:
                     mtu = self._mtu(data, body + _IFINFOMSG.size, offset + length)
                     if mtu is not None:
                         states.append(LinkState(bool(flags & IFF_UP), mtu))
+            elif kind == RTM_DELLINK and length >= _NLMSGHDR.size + _IFINFOMSG.size:
+                if _IFINFOMSG.unpack_from(data, body)[2] == self.index:
+                    states.append(None)
             offset += (length + 3) & ~3
         return states
 
@@ -108,3 +132,35 @@ class LinkWatcher:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def follow_link(tun_fd: int, name: str, on_change: Callable[[LinkState], None],
+                on_gone: Callable[[], None]) -> tuple[LinkWatcher, LinkState]:
+    """A watcher in the namespace the TUN's link is in now, and the link's state there.
+    Raises OSError when the link is gone for good (EBADFD) or not visible there yet."""
+    namespace = fcntl.ioctl(tun_fd, TUNGETDEVNETNS)
+    result: dict[str, object] = {}
+
+    def inside() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(namespace, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            watcher = LinkWatcher(interface_index(name), on_change, on_gone)
+            try:
+                result["value"] = (watcher, read_link_state(name))
+            except BaseException:
+                watcher.close()
+                raise
+        except OSError as exc:
+            result["error"] = exc
+
+    try:
+        thread = threading.Thread(target=inside, name="wgfast-follow-link")
+        thread.start()
+        thread.join()
+    finally:
+        os.close(namespace)
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["value"]  # type: ignore[return-value]

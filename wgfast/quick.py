@@ -8,13 +8,16 @@ rules, plus src_valid_mark), PostUp hooks.
 Every change is appended to a journal, written to /run/wgfast/NAME.json as it happens. If any
 step fails, the journal is undone in reverse and nothing is left behind; `down` undoes exactly
 the journal (PreDown hooks first, PostDown last), so it removes what `up` added and nothing else.
-Not done (yet): wg-quick's nftables rules that guard against spoofed packets to the tunnel
-addresses and copy the fwmark through conntrack.
+
+`up --netns NS`: the daemon (and so its UDP sockets) starts here, in the namespace `wgfast` runs
+in; the interface is then moved into NS, and addresses, routes, rules and sysctls go there. A
+namespace whose only interface is the tunnel reaches the world through the daemon outside it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import ipaddress
 import json
@@ -27,9 +30,11 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from wgfast import wgquick
 from wgfast.api import Device, config_changes
@@ -47,6 +52,10 @@ FIB_RULE_INVERT = 0x2
 CAP_NET_ADMIN = 12
 DAEMON_START_TIMEOUT = 15.0
 SRC_VALID_MARK = "/proc/sys/net/ipv4/conf/all/src_valid_mark"
+NETNS_DIRECTORY = "/var/run/netns"  # where `ip netns add NAME` keeps its namespaces
+CLONE_NEWNET = 0x40000000
+
+T = TypeVar("T")
 
 
 class QuickError(Exception):
@@ -64,6 +73,7 @@ class Journal:
     pre_down: list[str] = field(default_factory=list)
     post_down: list[str] = field(default_factory=list)
     save_config: bool = False
+    netns: str | None = None  # the namespace the interface was moved into (--netns)
 
     def record(self, kind: str, **details: Any) -> None:
         self.actions.append({"kind": kind, **details})
@@ -73,7 +83,8 @@ class Journal:
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         data = {"interface": self.interface, "config_path": self.config_path,
                 "actions": self.actions, "pre_down": self.pre_down,
-                "post_down": self.post_down, "save_config": self.save_config}
+                "post_down": self.post_down, "save_config": self.save_config,
+                "netns": self.netns}
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".state-")
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
@@ -85,7 +96,7 @@ class Journal:
             data = json.load(f)
         return cls(data["interface"], data["config_path"], path, data["actions"],
                    data.get("pre_down", []), data.get("post_down", []),
-                   data.get("save_config", False))
+                   data.get("save_config", False), data.get("netns"))
 
 
 def state_path(interface: str) -> str:
@@ -133,13 +144,54 @@ def _process_alive(pid: int) -> bool:
         return False
 
 
-class _Netlink:
-    """The few rtnetlink operations up/down need, through pyroute2."""
+def netns_path(netns: str) -> str:
+    return netns if os.sep in netns else os.path.join(NETNS_DIRECTORY, netns)
 
-    def __init__(self) -> None:
+
+def check_netns(netns: str) -> None:
+    if not os.path.exists(netns_path(netns)):
+        raise QuickError(f"network namespace {netns} does not exist ({netns_path(netns)}); "
+                         f"create it first, e.g. with `ip netns add {netns}`")
+
+
+def in_netns(netns: str | None, work: Callable[[], T]) -> T:
+    """Run `work` with the calling thread's network namespace set to `netns` (None: here).
+    A namespace is per thread, so a short-lived thread enters it and this one stays put;
+    what `work` opens there (sockets, /proc/sys/net files) stays in that namespace."""
+    if netns is None:
+        return work()
+    outcome: dict[str, Any] = {}
+
+    def enter_and_work() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"setns {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            outcome["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=enter_and_work, name=f"netns-{netns}")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+class _Netlink:
+    """The few rtnetlink operations up/down need, through pyroute2 (in `netns`, if given)."""
+
+    def __init__(self, netns: str | None = None) -> None:
         from pyroute2 import IPRoute
 
-        self.ipr = IPRoute()
+        self.netns = netns
+        self.ipr = IPRoute(netns=netns_path(netns)) if netns else IPRoute()
 
     def close(self) -> None:
         self.ipr.close()
@@ -202,46 +254,80 @@ def _family(prefix: str) -> int:
 # --- up -----------------------------------------------------------------------------------
 
 
-def up(config_or_name: str) -> Journal:
+def up(config_or_name: str, netns: str | None = None) -> Journal:
     check_privilege("up")
     path, name = wgquick.locate(config_or_name)
     config = wgquick.load(path)
     if os.path.exists(state_path(name)):
         raise QuickError(f"{name} is already up (state in {state_path(name)}); "
                          f"run `wgfast down {name}` first")
-    net = _Netlink()
+    if netns is not None:
+        check_netns(netns)
+    nets = _Nets(netns)
     try:
-        if net.ifindex(name) is not None:
-            raise QuickError(f"`{name}' already exists")
+        for net in {id(n): n for n in (nets.here, nets.inside)}.values():
+            if net.ifindex(name) is not None:
+                where = f" in network namespace {net.netns}" if net.netns else ""
+                raise QuickError(f"`{name}' already exists{where}")
         if config.interface.dns_servers or config.interface.dns_search:
+            if netns is not None:
+                raise QuickError("DNS= is not supported with --netns (resolvconf would change "
+                                 "this namespace's resolver): remove DNS= or set up "
+                                 f"/etc/netns/{netns}/resolv.conf yourself")
             if shutil.which("resolvconf") is None:
                 raise QuickError("DNS= needs the `resolvconf` command, which is not installed "
                                  "(install openresolv or resolvconf, or remove DNS=)")
         journal = Journal(name, os.path.abspath(path), state_path(name),
                           pre_down=config.interface.pre_down,
                           post_down=config.interface.post_down,
-                          save_config=config.interface.save_config)
+                          save_config=config.interface.save_config, netns=netns)
         journal.save()
         try:
-            _bring_up(config, name, journal, net)
+            _bring_up(config, name, journal, nets)
         except BaseException as exc:
             log.error("%s; rolling back", exc)
-            _undo(journal, net)
+            _undo(journal, nets)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(journal.path)
             raise
         return journal
     finally:
-        net.close()
+        nets.close()
 
 
-def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, net: _Netlink) -> None:
+class _Nets:
+    """Netlink here (where the daemon and its UDP sockets live) and in the namespace the
+    interface lives in (the same one unless --netns)."""
+
+    def __init__(self, netns: str | None) -> None:
+        self.here = _Netlink()
+        try:
+            self.inside = _Netlink(netns) if netns else self.here
+        except BaseException:
+            self.here.close()
+            raise
+
+    def close(self) -> None:
+        if self.inside is not self.here:
+            self.inside.close()
+        self.here.close()
+
+
+def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, nets: _Nets) -> None:
     iface = config.interface
     run_hooks(iface.pre_up, name, "PreUp")
     _start_daemon(name, journal)
-    index = net.ifindex(name)
+    index = nets.here.ifindex(name)
     if index is None:
         raise QuickError(f"the daemon did not create the interface {name}")
+    net = nets.inside
+    if journal.netns is not None:
+        log.info("[#] ip link set %s netns %s", name, journal.netns)
+        nets.here.ipr.link("set", index=index, net_ns_fd=netns_path(journal.netns))
+        journal.record("netns", interface=name, netns=journal.netns)
+        index = net.ifindex(name)
+        if index is None:
+            raise QuickError(f"{name} did not arrive in network namespace {journal.netns}")
     try:
         changes = config_changes(config)  # resolves endpoint host names
     except OSError as exc:
@@ -258,7 +344,7 @@ def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, net: _Ne
                       prefixlen=address.network.prefixlen)
         journal.record("address", index=index, family=family, address=str(address.ip),
                        prefixlen=address.network.prefixlen)
-    mtu = iface.mtu or _automatic_mtu(changes, net)
+    mtu = iface.mtu or _automatic_mtu(changes, nets.here)  # the UDP packets leave from here
     before = net.ipr.link("get", index=index)[0]
     log.info("[#] ip link set mtu %d up dev %s", mtu, name)
     net.ipr.link("set", index=index, mtu=mtu, state="up")
@@ -378,19 +464,27 @@ def _add_default(prefix: wgquick.Network, name: str, index: int,
                        suppress_prefixlen=0)
     _route(net, journal, family, str(prefix), index, table)
     if family == socket.AF_INET and not any(a["kind"] == "sysctl" for a in journal.actions):
-        with open(SRC_VALID_MARK) as f:
-            old = f.read().strip()
+        old = in_netns(journal.netns, lambda: _write_sysctl(SRC_VALID_MARK, "1"))
         if old != "1":
             log.info("[#] sysctl -q net.ipv4.conf.all.src_valid_mark=1")
-            with open(SRC_VALID_MARK, "w") as f:
-                f.write("1\n")
-            journal.record("sysctl", path=SRC_VALID_MARK, old=old)
+            journal.record("sysctl", path=SRC_VALID_MARK, old=old, netns=journal.netns)
+
+
+def _write_sysctl(path: str, value: str) -> str:
+    """Set a sysctl (of the calling thread's namespace) unless it has `value`; returns the old
+    value."""
+    with open(path) as f:
+        old = f.read().strip()
+    if old != value:
+        with open(path, "w") as f:
+            f.write(value + "\n")
+    return old
 
 
 # --- down / undo --------------------------------------------------------------------------
 
 
-def down(config_or_name: str) -> None:
+def down(config_or_name: str, netns: str | None = None) -> None:
     check_privilege("down")
     _, name = wgquick.locate(config_or_name)
     path = state_path(name)
@@ -400,29 +494,38 @@ def down(config_or_name: str) -> None:
         raise QuickError(f"{name} is not up through wgfast (no {path})") from None
     except (OSError, ValueError, KeyError) as exc:
         raise QuickError(f"cannot read the state file {path}: {exc}") from None
+    if netns is not None and netns != journal.netns:
+        where = f"network namespace {journal.netns}" if journal.netns else "this namespace"
+        raise QuickError(f"{name} was brought up in {where}, not in {netns}")
     run_hooks(journal.pre_down, name, "PreDown")
     if journal.save_config:
         try:
             save_config(journal)
         except (OSError, UAPIError) as exc:
             log.error("SaveConfig: could not save %s: %s", journal.config_path, exc)
-    net = _Netlink()
     try:
-        failures = _undo(journal, net)
+        nets = _Nets(journal.netns)
+    except OSError as exc:  # the namespace is gone, and the interface with it
+        log.warning("network namespace %s: %s", journal.netns, exc)
+        nets = _Nets(None)
+        journal.actions = [a for a in journal.actions if a["kind"] in ("daemon", "nft")
+                           and not a.get("netns")]
+    try:
+        failures = _undo(journal, nets)
     finally:
-        net.close()
+        nets.close()
     os.unlink(path)
     run_hooks(journal.post_down, name, "PostDown")
     if failures:
         raise QuickError("some changes could not be undone: " + "; ".join(failures))
 
 
-def _undo(journal: Journal, net: _Netlink) -> list[str]:
+def _undo(journal: Journal, nets: _Nets) -> list[str]:
     """Undo the journal in reverse. Things already gone are fine; anything else is reported."""
     failures = []
     for action in reversed(journal.actions):
         try:
-            _undo_one(action, net)
+            _undo_one(action, nets)
         except Exception as exc:  # noqa: BLE001 - keep undoing the rest
             # IPv6 addresses leave with the link going down (EADDRNOTAVAIL): also gone.
             if getattr(exc, "code", None) in (errno.ENOENT, errno.ESRCH, errno.ENODEV,
@@ -433,8 +536,9 @@ def _undo(journal: Journal, net: _Netlink) -> list[str]:
     return failures
 
 
-def _undo_one(action: dict[str, Any], net: _Netlink) -> None:
+def _undo_one(action: dict[str, Any], nets: _Nets) -> None:
     kind = action["kind"]
+    net = nets.inside  # rules, routes, addresses and the link live with the interface
     if kind == "rule":
         extra = {k: action[k] for k in ("fwmark", "flags", "suppress_prefixlen") if k in action}
         log.info("[#] ip rule del priority %d", action["priority"])
@@ -454,12 +558,12 @@ def _undo_one(action: dict[str, Any], net: _Netlink) -> None:
             net.ipr.link("set", index=action["index"], mtu=action["mtu_before"],
                          state="up" if action["was_up"] else "down")
     elif kind == "sysctl":
-        with open(action["path"], "w") as f:
-            f.write(action["old"] + "\n")
+        in_netns(action.get("netns"), lambda: _write_sysctl(action["path"], action["old"]))
     elif kind == "dns":
         subprocess.run(["resolvconf", "-d", f"tun.{action['interface']}", "-f"], check=False)
     elif kind == "daemon":
-        _stop_daemon(action, net)
+        _stop_daemon(action, nets)
+    # "netns" (the move): nothing to undo; the link goes with the daemon wherever it is.
 
 
 def _link_present(net: _Netlink, index: int) -> bool:
@@ -469,19 +573,22 @@ def _link_present(net: _Netlink, index: int) -> bool:
         return False
 
 
-def _stop_daemon(action: dict[str, Any], net: _Netlink) -> None:
+def _stop_daemon(action: dict[str, Any], nets: _Nets) -> None:
     """wg-quick's way for userspace: remove the UAPI socket (the daemon notices and exits,
     taking its TUN with it), then delete the link if it is still there."""
     name, pid = action["interface"], action.get("pid")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(action["socket"])
+    places = list({id(n): n for n in (nets.inside, nets.here)}.values())
     deadline = time.monotonic() + 3
-    while net.ifindex(name) is not None and time.monotonic() < deadline:
+    while (any(net.ifindex(name) is not None for net in places)
+           and time.monotonic() < deadline):
         time.sleep(0.05)
-    index = net.ifindex(name)
-    if index is not None:
-        with contextlib.suppress(Exception):
-            net.ipr.link("del", index=index)
+    for net in places:
+        index = net.ifindex(name)
+        if index is not None:
+            with contextlib.suppress(Exception):
+                net.ipr.link("del", index=index)
     if pid:
         deadline = time.monotonic() + 3
         while _process_alive(pid) and time.monotonic() < deadline:
@@ -503,7 +610,7 @@ def save_config(journal: Journal) -> None:
     """SaveConfig = true: write the live settings back to the file before going down."""
     config = wgquick.load(journal.config_path)
     state = Device(journal.interface).state()
-    net = _Netlink()
+    net = _Netlink(journal.netns)
     try:
         index = net.ifindex(journal.interface)
         addresses = []
