@@ -30,6 +30,7 @@ struct aead_impl {
     wgf_chacha20_jobs_fn chacha20_jobs;
     wgf_poly1305_aead_fn poly1305_aead;
     int (*cpu_ok)(void);
+    wgf_poly1305_aead_lanes_fn poly1305_lanes; /* optional: NULL = one message at a time */
 };
 
 static int cpu_always(void)
@@ -40,14 +41,14 @@ static int cpu_always(void)
 static const struct aead_impl impls[] = {
     {WGF_IMPL_SCALAR, "scalar", wgf_chacha20_xor_scalar, wgf_chacha20_xor_otk_scalar,
      wgf_chacha20_otk_batch_scalar, wgf_chacha20_jobs_scalar, wgf_poly1305_aead_scalar,
-     cpu_always},
+     cpu_always, NULL},
 #if defined(__x86_64__)
     {WGF_IMPL_AVX2, "avx2", wgf_chacha20_xor_avx2, wgf_chacha20_xor_otk_avx2,
      wgf_chacha20_otk_batch_avx2, wgf_chacha20_jobs_avx2, wgf_poly1305_aead_avx2,
-     wgf_cpu_has_avx2},
+     wgf_cpu_has_avx2, NULL},
     {WGF_IMPL_AVX512, "avx512", wgf_chacha20_xor_avx512, wgf_chacha20_xor_otk_avx512,
      wgf_chacha20_otk_batch_avx512, wgf_chacha20_jobs_avx512, wgf_poly1305_aead_avx512,
-     wgf_cpu_has_avx512},
+     wgf_cpu_has_avx512, wgf_poly1305_aead_lanes_avx512},
 #endif
 };
 #define N_IMPLS (sizeof(impls) / sizeof(impls[0]))
@@ -193,6 +194,40 @@ int wgf_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *a
     return open_with(impl(), dst, src, len, ad, ad_len, nonce, key);
 }
 
+/* Same-length messages below this count get their tags one at a time: the lanes form costs as
+ * much for one message as for eight (measured with bench/bench_aead.c). */
+#define LANES_MIN_MESSAGES 2
+
+/* Tags (empty associated data) of a group of at most WGF_POLY1305_LANES_MAX messages: messages
+ * of equal length go through the lanes form together, the rest one at a time. Lengths are public,
+ * so steering by them leaks nothing. */
+static void group_tags(const struct aead_impl *im, uint8_t *const tag[], const uint8_t *const otk[],
+                       const uint8_t *const ct[], const size_t len[], size_t n)
+{
+    uint32_t done = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (done >> i & 1)
+            continue;
+        uint8_t *same_tag[WGF_POLY1305_LANES_MAX];
+        const uint8_t *same_otk[WGF_POLY1305_LANES_MAX], *same_ct[WGF_POLY1305_LANES_MAX];
+        size_t same = 0;
+        for (size_t j = i; j < n; j++) {
+            if ((done >> j & 1) || len[j] != len[i])
+                continue;
+            done |= (uint32_t)1 << j;
+            same_tag[same] = tag[j];
+            same_otk[same] = otk[j];
+            same_ct[same] = ct[j];
+            same++;
+        }
+        if (im->poly1305_lanes != NULL && same >= LANES_MIN_MESSAGES &&
+            im->poly1305_lanes(same_tag, same_otk, same_ct, len[i], same) == 0)
+            continue;
+        for (size_t k = 0; k < same; k++)
+            im->poly1305_aead(same_tag[k], same_otk[k], NULL, 0, same_ct[k], len[i]);
+    }
+}
+
 /* Packets per ChaCha20 group in seal_batch: enough to fill the widest pass with short packets,
  * few enough that the group's data is still in L1 when Poly1305 reads it back. */
 #define SEAL_GROUP 16
@@ -201,6 +236,9 @@ void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WG
 {
     const struct aead_impl *im = impl();
     struct wgf_chacha20_job jobs[SEAL_GROUP];
+    uint8_t *tags[SEAL_GROUP];
+    const uint8_t *otks[SEAL_GROUP], *cts[SEAL_GROUP];
+    size_t lens[SEAL_GROUP];
 
     for (size_t first = 0; first < n; first += SEAL_GROUP) {
         size_t group = n - first < SEAL_GROUP ? n - first : SEAL_GROUP;
@@ -213,9 +251,13 @@ void wgf_aead_seal_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[WG
         im->chacha20_jobs(jobs, group, key);
         for (size_t j = 0; j < group; j++) {
             struct wgf_packet *p = &pkts[first + j];
-            im->poly1305_aead(p->data + p->len, jobs[j].otk, NULL, 0, p->data, p->len);
+            tags[j] = p->data + p->len;
+            otks[j] = jobs[j].otk;
+            cts[j] = p->data;
+            lens[j] = p->len;
             p->result = 0;
         }
+        group_tags(im, tags, otks, cts, lens, group);
     }
     wgf_memzero(jobs, sizeof(jobs));
 }
@@ -225,8 +267,11 @@ size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[
     const struct aead_impl *im = impl();
     uint8_t nonces[WGF_CHACHA20_OTK_BATCH_MAX][WGF_NONCE_LEN];
     uint8_t otks[WGF_CHACHA20_OTK_BATCH_MAX][WGF_OTK_LEN];
-    uint8_t tag[WGF_AEAD_TAG_LEN];
+    uint8_t tags[WGF_CHACHA20_OTK_BATCH_MAX][WGF_AEAD_TAG_LEN];
     struct wgf_chacha20_job jobs[WGF_CHACHA20_OTK_BATCH_MAX];
+    uint8_t *tag_of[WGF_CHACHA20_OTK_BATCH_MAX];
+    const uint8_t *otk_of[WGF_CHACHA20_OTK_BATCH_MAX], *ct_of[WGF_CHACHA20_OTK_BATCH_MAX];
+    size_t ct_len_of[WGF_CHACHA20_OTK_BATCH_MAX], slot_of[WGF_CHACHA20_OTK_BATCH_MAX];
     size_t opened = 0;
 
     /* Per group: every one-time key in one pass (one packet per SIMD lane), each tag checked,
@@ -238,19 +283,30 @@ size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[
         for (size_t j = 0; j < group; j++)
             wg_nonce(nonces[j], pkts[first + j].counter);
         im->chacha20_otk_batch(otks, key, (const uint8_t(*)[WGF_NONCE_LEN])nonces, group);
+        /* Tags of every packet long enough to carry one, then the checks. */
+        size_t candidates = 0;
         for (size_t j = 0; j < group; j++) {
             struct wgf_packet *p = &pkts[first + j];
             p->result = -1;
             if (p->len < WGF_AEAD_TAG_LEN)
                 continue;
-            size_t ct_len = p->len - WGF_AEAD_TAG_LEN;
-            im->poly1305_aead(tag, otks[j], NULL, 0, p->data, ct_len);
-            if (wgf_tag_verify(tag, p->data + ct_len) != 0)
+            tag_of[candidates] = tags[candidates];
+            otk_of[candidates] = otks[j];
+            ct_of[candidates] = p->data;
+            ct_len_of[candidates] = p->len - WGF_AEAD_TAG_LEN;
+            slot_of[candidates] = j;
+            candidates++;
+        }
+        group_tags(im, tag_of, otk_of, ct_of, ct_len_of, candidates);
+        for (size_t c = 0; c < candidates; c++) {
+            struct wgf_packet *p = &pkts[first + slot_of[c]];
+            size_t ct_len = ct_len_of[c];
+            if (wgf_tag_verify(tags[c], p->data + ct_len) != 0)
                 continue;
             p->result = 0;
             jobs[authentic].data = p->data;
             jobs[authentic].len = ct_len;
-            memcpy(jobs[authentic].nonce, nonces[j], WGF_NONCE_LEN);
+            memcpy(jobs[authentic].nonce, nonces[slot_of[c]], WGF_NONCE_LEN);
             jobs[authentic].with_otk = 0;
             authentic++;
         }
@@ -258,7 +314,7 @@ size_t wgf_aead_open_batch(struct wgf_packet *pkts, size_t n, const uint8_t key[
         opened += authentic;
     }
     wgf_memzero(otks, sizeof(otks));
-    wgf_memzero(tag, sizeof(tag));
+    wgf_memzero(tags, sizeof(tags));
     return opened;
 }
 

@@ -27,6 +27,17 @@ void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint
  * holds; this says whether its IFMA loop actually runs (for tests, benchmarks, reports). */
 int wgf_poly1305_avx512_usable(void);
 
+/* AEAD tags (empty associated data) of n messages of the same length ct_len, each under its own
+ * one-time key: tag[i] = tag of (otk[i], ct[i]). Runs one message per SIMD lane, so it needs
+ * no powers of r and no per-message setup beyond loading r. Returns 0, or -1 (nothing written)
+ * if n is 0 or above WGF_POLY1305_LANES_MAX or the CPU lacks AVX-512 IFMA; call it only where
+ * wgf_cpu_has_avx512() holds. */
+#define WGF_POLY1305_LANES_MAX 16
+typedef int (*wgf_poly1305_aead_lanes_fn)(uint8_t *const tag[], const uint8_t *const otk[],
+                                          const uint8_t *const ct[], size_t ct_len, size_t n);
+int wgf_poly1305_aead_lanes_avx512(uint8_t *const tag[], const uint8_t *const otk[],
+                                   const uint8_t *const ct[], size_t ct_len, size_t n);
+
 /* Plain Poly1305 MAC of one message (for the RFC 8439 section 2.5.2 vector and tests). */
 void wgf_poly1305_mac(uint8_t tag[16], const uint8_t key[32], const uint8_t *msg, size_t len);
 
