@@ -1,0 +1,109 @@
+/* UDP offloads: UDP_SEGMENT (GSO) on send, UDP_GRO on receive, and splitting a UDP
+ * super-packet (USO) read from the TUN. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+
+#include "checksum.h"
+#include "offload.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+int wgf_udp_enable_gro(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one)) == 0 ? 0 : -errno;
+}
+
+void wgf_udp_set_segment(struct msghdr *m, void *space, uint16_t size)
+{
+    _Static_assert(CMSG_SPACE(sizeof(uint16_t)) <= WGF_UDP_CMSG_SPACE, "cmsg space");
+    _Static_assert(CMSG_SPACE(sizeof(int)) <= WGF_UDP_CMSG_SPACE, "cmsg space");
+    memset(space, 0, WGF_UDP_CMSG_SPACE);
+    m->msg_control = space;
+    m->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+    struct cmsghdr *c = CMSG_FIRSTHDR(m);
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &size, sizeof(size));
+}
+
+size_t wgf_udp_gro_size(const struct msghdr *m)
+{
+    if (m->msg_control == NULL || m->msg_controllen < sizeof(struct cmsghdr))
+        return 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c != NULL;
+         c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int size;
+            memcpy(&size, CMSG_DATA(c), sizeof(size));
+            return size > 0 ? (size_t)size : 0;
+        }
+    }
+    return 0;
+}
+
+size_t wgf_udp_gso_groups(const struct iovec *iov, const void *names, size_t name_stride,
+                          const socklen_t *namelens, size_t n, size_t max_segments,
+                          uint32_t *start, uint32_t *len)
+{
+    const uint8_t *name = names;
+    size_t groups = 0;
+    for (size_t i = 0; i < n;) {
+        size_t size = iov[i].iov_len, bytes = size, j = i + 1;
+        /* Grow while the next datagram goes to the same place and the previous one was full
+         * size (only the last of a group may be shorter). */
+        while (j < n && j - i < max_segments && iov[j - 1].iov_len == size &&
+               iov[j].iov_len <= size && bytes + iov[j].iov_len <= WGF_UDP_GSO_MAX_BYTES &&
+               namelens[j] == namelens[i] &&
+               memcmp(name + j * name_stride, name + i * name_stride, namelens[i]) == 0) {
+            bytes += iov[j].iov_len;
+            j++;
+        }
+        start[groups] = (uint32_t)i;
+        len[groups] = (uint32_t)(j - i);
+        groups++;
+        i = j;
+    }
+    return groups;
+}
+
+static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
+
+size_t wgf_udp_segment(const struct wgf_gso_plan *plan, const uint8_t *pkt, size_t i,
+                       uint8_t *out)
+{
+    size_t off = i * plan->seg_size;
+    size_t seg = plan->payload - off < plan->seg_size ? plan->payload - off : plan->seg_size;
+    size_t udp_len = WGF_UDP_HDR_LEN + seg;
+    uint8_t *udp = out + plan->ip_len;
+
+    memcpy(out, pkt, plan->hdr_len);
+    memcpy(out + plan->hdr_len, pkt + plan->hdr_len + off, seg);
+    if (plan->v6) {
+        put_be16(out + 4, (uint16_t)(plan->ip_len - WGF_IP6_HDR_LEN + udp_len));
+    } else {
+        put_be16(out + 2, (uint16_t)(plan->ip_len + udp_len));
+        put_be16(out + 4, (uint16_t)(get_be16(out + 4) + i));
+        wgf_ip4_set_checksum(out, plan->ip_len);
+    }
+    put_be16(udp + 4, (uint16_t)udp_len);
+    udp[6] = udp[7] = 0;
+    uint64_t sum = plan->v6 ? wgf_csum_pseudo(out + 8, 32, WGF_IPPROTO_UDP, (uint32_t)udp_len)
+                            : wgf_csum_pseudo(out + 12, 8, WGF_IPPROTO_UDP, (uint32_t)udp_len);
+    uint16_t csum = (uint16_t)~wgf_csum_fold(wgf_csum_add(sum, udp, udp_len));
+    wgf_csum_store(udp + 6, csum ? csum : 0xffff);
+    return plan->hdr_len + seg;
+}
