@@ -34,6 +34,7 @@ def ns(netns_pool, daemon) -> Netns:
     needs_tun()
     needs_cmd(daemon_command(daemon)[0])
     needs_cmd("wg")
+    needs_cmd("nft")
     namespace = netns_pool.namespace()
     namespace.daemon = daemon  # type: ignore[attr-defined]
     return namespace
@@ -59,6 +60,7 @@ def snapshot(ns: Netns) -> dict[str, object]:
         "rules4": ip_json("-4", "rule", "show"),
         "rules6": ip_json("-6", "rule", "show"),
         "src_valid_mark": ns.run("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout,
+        "nftables": ns.run("nft", "list", "ruleset").stdout,
     }
 
 
@@ -127,6 +129,14 @@ def test_up_show_down_restores_everything(ns, tmp_path, config_keys):
             # suppress_prefixlength must be consulted first, as wg-quick orders them.
             assert rules.index("suppress_prefixlength") < rules.index("not from all fwmark")
         assert ns.run("sysctl", "-n", "net.ipv4.conf.all.src_valid_mark").stdout.strip() == "1"
+        # wg-quick's nftables rules for a default route, per family.
+        for nf, address in (("ip", "10.61.0.1"), ("ip6", "fd61::1")):
+            table = ns.run("nft", "list", "table", nf, f"wgfast-{name}").stdout
+            assert f'iifname != "{name}" {nf} daddr {address} fib saddr type != local drop' in (
+                table)
+            assert "meta l4proto udp meta mark 0x0000ca6c ct mark set meta mark" in table
+            assert "meta l4proto udp meta mark set ct mark" in table
+            assert "type filter hook prerouting priority raw" in table
         assert ns.run("wg", "show", name, "fwmark").stdout.strip() == "0xca6c"
         assert Path(f"/run/wgfast/{name}.json").exists()
 

@@ -9,6 +9,12 @@ Every change is appended to a journal, written to /run/wgfast/NAME.json as it ha
 step fails, the journal is undone in reverse and nothing is left behind; `down` undoes exactly
 the journal (PreDown hooks first, PostDown last), so it removes what `up` added and nothing else.
 
+For a default route, as wg-quick does with nft: a table `wgfast-NAME` per address family with
+an anti-spoofing rule (packets to the interface's addresses arriving on any other interface,
+not from a local address, are dropped before conntrack) and the conntrack mark save/restore that
+lets replies to the fwmarked UDP packets pass rp_filter. Without `nft` this is skipped with a
+warning. The rules go where the interface and its policy rules are.
+
 `up --netns NS`: the daemon (and so its UDP sockets) starts here, in the namespace `wgfast` runs
 in; the interface is then moved into NS, and addresses, routes, rules and sysctls go there. A
 namespace whose only interface is the tunnel reaches the world through the daemon outside it.
@@ -463,11 +469,59 @@ def _add_default(prefix: wgquick.Network, name: str, index: int,
         journal.record("rule", family=family, priority=priority, table=RT_TABLE_MAIN,
                        suppress_prefixlen=0)
     _route(net, journal, family, str(prefix), index, table)
+    if not any(a["kind"] == "nft" and a["family"] == family for a in journal.actions):
+        addresses = [str(a.ip) for a in iface.addresses if a.version == prefix.version]
+        _add_nft_table(name, family, addresses, table, journal)
     if family == socket.AF_INET and not any(a["kind"] == "sysctl" for a in journal.actions):
         old = in_netns(journal.netns, lambda: _write_sysctl(SRC_VALID_MARK, "1"))
         if old != "1":
             log.info("[#] sysctl -q net.ipv4.conf.all.src_valid_mark=1")
             journal.record("sysctl", path=SRC_VALID_MARK, old=old, netns=journal.netns)
+
+
+def nft_table_name(interface: str) -> str:
+    return f"wgfast-{interface}"
+
+
+def _add_nft_table(name: str, family: int, addresses: list[str], fwmark: int,
+                   journal: Journal) -> None:
+    """wg-quick's nftables rules for a default route, in one transaction (`nft -f -`)."""
+    if shutil.which("nft") is None:
+        log.warning("Warning: `nft` is not installed: no anti-spoofing rule for the addresses "
+                    "of %s and no conntrack fwmark restore (install nftables)", name)
+        return
+    nf = "ip" if family == socket.AF_INET else "ip6"
+    table = nft_table_name(name)
+    lines = [
+        f"add table {nf} {table}",
+        f"add chain {nf} {table} preraw {{ type filter hook prerouting priority -300; }}",
+        f"add chain {nf} {table} premangle {{ type filter hook prerouting priority -150; }}",
+        f"add chain {nf} {table} postmangle {{ type filter hook postrouting priority -150; }}",
+    ]
+    lines += [f'add rule {nf} {table} preraw iifname != "{name}" {nf} daddr {address} '
+              "fib saddr type != local drop" for address in addresses]
+    lines += [
+        f"add rule {nf} {table} postmangle meta l4proto udp mark {fwmark:#x} ct mark set mark",
+        f"add rule {nf} {table} premangle meta l4proto udp meta mark set ct mark",
+    ]
+    script = "\n".join(lines) + "\n"
+    log.info("[#] nft -f -\n%s", script.rstrip())
+    result = in_netns(journal.netns, lambda: subprocess.run(
+        ["nft", "-f", "-"], input=script, text=True, capture_output=True, check=False))
+    if result.returncode != 0:
+        # The transaction is all or nothing: nothing to undo.
+        raise QuickError(f"nft refused the rules for {name}: {result.stderr.strip()}")
+    journal.record("nft", family=family, table=table, netns=journal.netns)
+
+
+def _delete_nft_table(action: dict[str, Any]) -> None:
+    nf = "ip" if action["family"] == socket.AF_INET else "ip6"
+    log.info("[#] nft delete table %s %s", nf, action["table"])
+    result = in_netns(action.get("netns"), lambda: subprocess.run(
+        ["nft", "delete", "table", nf, action["table"]], text=True, capture_output=True,
+        check=False))
+    if result.returncode != 0 and "No such file or directory" not in result.stderr:
+        raise QuickError(f"nft delete table {nf} {action['table']}: {result.stderr.strip()}")
 
 
 def _write_sysctl(path: str, value: str) -> str:
@@ -563,6 +617,8 @@ def _undo_one(action: dict[str, Any], nets: _Nets) -> None:
         subprocess.run(["resolvconf", "-d", f"tun.{action['interface']}", "-f"], check=False)
     elif kind == "daemon":
         _stop_daemon(action, nets)
+    elif kind == "nft":
+        _delete_nft_table(action)
     # "netns" (the move): nothing to undo; the link goes with the daemon wherever it is.
 
 
