@@ -4,10 +4,11 @@
   truncated and oversized handshake-type messages, right-size handshake messages with random
   contents, type-4 data messages with unknown receiver indexes, a few datagrams larger than the
   MTU) sent from inside the peer's namespace to wgfastd's port. wgfastd must stay up and the
-  tunnel must still carry a ping and a TCP transfer afterwards. The data plane's drop counters
-  (`Dataplane.stats()["drops"]`) live inside the daemon and are not reported over UAPI, so the
-  test counts what is visible from outside: the protocol core's debug log line for each
-  handshake-type datagram it rejects (right-size handshake messages are handed up to it).
+  tunnel must still carry a ping and a TCP transfer afterwards. The drops are counted by reason
+  where anyone can read them: wgfastd appends its counters to get=1 replies as extra device keys
+  (`wgfast_drop_<reason>` from the data plane, `wgfast_handshake_drop_<reason>` from the
+  protocol core), which `wg` ignores and `wgfast show --json` lists under "counters"; the
+  protocol core's debug log line for each handshake-type datagram it rejects is checked too.
 - wgfastd's own outer address changes mid-transfer (the peer is wireguard-go): the old address
   is removed while a paced TCP transfer runs, the kernel picks the new source for wgfastd's
   wildcard-bound socket, wireguard-go learns the new endpoint from authenticated data, and the
@@ -19,6 +20,7 @@ All traffic stays inside the namespaces each test creates; every wait is bounded
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -28,6 +30,7 @@ from pathlib import Path
 from netns import NetnsPool, wait_for
 from test_interop import (
     OUTER4,
+    PACKAGE_ROOT,
     TRANSFER_BYTES,
     Side,
     dump_peer,
@@ -82,6 +85,22 @@ def _daemon_alive(side: Side) -> bool:
     return result.returncode == 0 and result.stdout.strip() == str(side.port)
 
 
+def wgfast_counters(side: Side) -> dict[str, int]:
+    """The daemon's own counters, as `wgfast show --json` reports them from a get=1 reply."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    out = side.ns.run(sys.executable, "-m", "wgfast.cli", "show", side.interface, "--json",
+                      env=env).stdout  # fmt: skip
+    counters = json.loads(out)["counters"]
+    assert all(isinstance(v, int) for v in counters.values()), counters
+    return counters
+
+
+def _delta(after: dict[str, int], before: dict[str, int], prefix: str) -> dict[str, int]:
+    return {k[len(prefix):]: after[k] - before.get(k, 0) for k in after
+            if k.startswith(prefix) and after[k] != before.get(k, 0)}  # fmt: skip
+
+
 def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: NetnsPool,
                                                                tmp_path: Path):  # fmt: skip
     a, b = make_pair(netns_pool, ("wgfastd", "wireguard-go"), tmp_path, psk=False, outer=4)
@@ -89,6 +108,10 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     log_file = tmp_path / f"{a.interface}.log"
     drops_before = log_file.read_text().count("dropped datagram")
     rx_before = int(dump_peer(a)[5])
+    counters_before = wgfast_counters(a)
+    # Only nonzero counters are reported; the first ping moved these.
+    assert counters_before["wgfast_dp_recvmmsg_calls"] > 0, counters_before
+    assert counters_before["wgfast_dp_handshake_messages_up"] > 0, counters_before
 
     result = b.ns.run(sys.executable, "-c", GARBAGE, a.outer4, str(a.port), str(GARBAGE_SEED),
                       str(GARBAGE_COUNT), timeout=60)  # fmt: skip
@@ -97,6 +120,27 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     assert total == GARBAGE_COUNT + 3 * (GARBAGE_COUNT // 10) + 6
 
     assert _daemon_alive(a), "wgfastd stopped answering after the garbage"
+    # Counted by reason, read from outside the daemon, before the tunnel carries more traffic.
+    # Random first bytes are almost never a valid type; short or long handshake types are the
+    # wrong size; type-4 messages name unknown receiver indexes; 20000 and 65000 bytes do not
+    # fit a receive buffer; right-size handshake messages go up to the protocol core, which
+    # cannot verify an initiation's or response's mac1 and knows no cookie reply's index.
+    right_size = int(sent["handshake_right_size"])
+    counters_after = wgfast_counters(a)
+    dp_drops = _delta(counters_after, counters_before, "wgfast_drop_")
+    core_drops = _delta(counters_after, counters_before, "wgfast_handshake_drop_")
+    print(f"data-plane drops: {dp_drops}; protocol-core drops: {core_drops}")
+    assert dp_drops.get("bad_type", 0) >= int(sent["random"]) * 9 // 10, dp_drops
+    assert dp_drops.get("bad_size", 0) >= int(sent["handshake_bad_size"]) // 2, dp_drops
+    # (two in six type-4 sizes are 32 bytes or more; the rest are too short for a data message)
+    assert dp_drops.get("unknown_index", 0) >= int(sent["data_unknown_index"]) // 6, dp_drops
+    assert dp_drops.get("truncated", 0) == 2, dp_drops
+    assert sum(core_drops.values()) == right_size, core_drops
+    assert core_drops.get("bad_mac1", 0) > 0 and core_drops.get("unknown_index", 0) > 0
+    # Every datagram sent is accounted for: dropped by the data plane or by the protocol core.
+    assert sum(dp_drops.values()) + sum(core_drops.values()) == total, (dp_drops, core_drops)
+    # `wg` still parses the reply with the extra keys.
+    assert _daemon_alive(a)
     ping(a, b.inner4)
     ping(b, a.inner4)
     tcp_transfer(b, a, a.inner4, tmp_path)
@@ -104,9 +148,7 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     # The transfer's payload arrived through the tunnel after the garbage.
     assert int(dump_peer(a)[5]) - rx_before >= TRANSFER_BYTES
 
-    # Right-size handshake-type datagrams pass the data plane's size check and reach the
-    # protocol core, which must reject every one (random bytes cannot carry a valid mac1).
-    right_size = int(sent["handshake_right_size"])
+    # The protocol core also logs each rejection.
     assert wait_for(
         lambda: log_file.read_text().count("dropped datagram") - drops_before >= right_size, 5
     ), (log_file.read_text().count("dropped datagram") - drops_before, right_size)

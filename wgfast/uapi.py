@@ -378,12 +378,15 @@ class PeerStatus:
 
 @dataclass(frozen=True)
 class DeviceStatus:
-    """What a get=1 reply describes. listen_port/fwmark 0 and private_key None are omitted."""
+    """What a get=1 reply describes. listen_port/fwmark 0 and private_key None are omitted.
+    `counters` are an implementation's own device-level keys (wgfastd's, see wgfast.counters),
+    sent after the standard device keys; `wg` ignores keys it does not know."""
 
     private_key: bytes | None = None
     listen_port: int = 0
     fwmark: int = 0
     peers: tuple[PeerStatus, ...] = ()
+    counters: tuple[tuple[str, int], ...] = ()
 
     def peer(self, public_key: bytes) -> PeerStatus | None:
         return next((p for p in self.peers if p.public_key == public_key), None)
@@ -398,6 +401,7 @@ def format_get(status: DeviceStatus) -> str:
         out.append(f"listen_port={status.listen_port}")
     if status.fwmark:
         out.append(f"fwmark={status.fwmark}")
+    out.extend(f"{name}={value}" for name, value in status.counters)
     for peer in status.peers:
         out.append(f"public_key={peer.public_key.hex()}")
         out.append(f"preshared_key={peer.preshared_key.hex()}")
