@@ -406,8 +406,10 @@ def format_table(rows: list[Row], settings: Settings) -> str:
             f"  {r.impl:<22} {r.size:>6} {r.direction:>4} {r.gbit_s:>7.2f} {r.pps / 1e3:>7.1f} "
             f"{_cell(r.cpu_sender_pct, '.0f', '%'):>8} {_cell(r.cpu_receiver_pct, '.0f', '%'):>8} "
             f"{_cell(r.handshake_ms, '.1f', ' ms'):>9} {_cell(r.ratio_vs_wgfast, '.2f', 'x'):>9}")
-    lines.append("  CPU: each side's daemon process, % of one core (veth: no daemon); "
-                 "tunnel UAPI counters checked against the bytes received.")
+    lines.append("  CPU: each side's daemon process, % of one core (veth: no daemon). kpps: "
+                 "packets the receiving interface counted\n  (offloading implementations hand "
+                 "it GRO-merged packets). Tunnel UAPI counters checked against the bytes "
+                 "received.")
     return "\n".join(lines)
 
 
