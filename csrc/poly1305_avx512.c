@@ -201,9 +201,8 @@ void wgf_poly1305_aead_avx512(uint8_t tag[16], const uint8_t otk[32], const uint
  *
  * A batch of same-length packets can run Poly1305 with each lane stepping its own message by its
  * own r (h = (h + m) * r, the plain Horner rule), so there are no powers r^2..r^8 to compute and
- * no per-message horizontal sum: at 1420 bytes that setup is ~190 cycles a packet. Sixteen
- * messages run as two independent chains of eight lanes, so one chain's multiply latency hides
- * behind the other's work. */
+ * no per-message horizontal sum: at 1420 bytes that setup is ~190 cycles a packet. Up to sixteen
+ * messages run as one or two passes of eight lanes. */
 
 /* Eight lanes' block at offset off of eight messages: lane j reads src[j] + off. Even messages go
  * to the first register, odd ones to the second, so the 64-bit unpacks leave lane j = message j. */
@@ -235,112 +234,87 @@ WGF_ATTR_IFMA static inline void lanes_add_blocks(struct p44x8 *h, const uint8_t
 
 #define LANES 8
 
-/* The per-lane work of wgf_poly1305_aead_lanes_avx512 for `chains` chains of eight lanes, with
- * every lane's pointers filled in (unused lanes repeat a real one). */
-WGF_ATTR_IFMA static inline __attribute__((always_inline)) void
-lanes_run(uint8_t *const tag[], const uint8_t *const otk[], const uint8_t *const ct[],
-          size_t ct_len, size_t chains)
+/* Eight lanes, one message each, stepped together; lanes at and above `used` repeat a real
+ * message and their tags are not computed. A second chain of eight interleaved here measured
+ * slower on Zen 4: the multiplies are throughput-bound on the one IFMA pipe, and the second
+ * chain's registers spill. */
+WGF_ATTR_IFMA static void lanes_run8(uint8_t *const tag[], const uint8_t *const otk[],
+                                     const uint8_t *const ct[], size_t ct_len, size_t used)
 {
     size_t full = ct_len / 16, rest = ct_len % 16;
-    uint64_t rl[2][3][LANES] __attribute__((aligned(64)));
-    uint64_t hl[2][3][LANES] __attribute__((aligned(64)));
-    uint8_t pad[2][LANES][16]; /* each lane's zero-padded partial block */
-    const uint8_t *pad_src[2][LANES];
-    struct p44x8 h[2], r[2], s[2], len_block;
+    uint64_t rl[3][LANES] __attribute__((aligned(64)));
+    uint64_t hl[3][LANES] __attribute__((aligned(64)));
+    uint8_t pad[LANES][16]; /* each lane's zero-padded partial block */
+    const uint8_t *pad_src[LANES];
+    struct p44x8 h, r, s, len_block;
 
-    for (size_t c = 0; c < chains; c++) {
-        for (size_t j = 0; j < LANES; j++) {
-            struct wgf_poly1305_r key_r;
-            const uint8_t *k = otk[c * LANES + j];
-            wgf_poly1305_r_set(&key_r, wgf_le64(k) & WGF_POLY1305_CLAMP_LO,
-                               wgf_le64(k + 8) & WGF_POLY1305_CLAMP_HI);
-            struct wgf_p44 p = wgf_p44_from_r(&key_r);
-            for (int i = 0; i < 3; i++)
-                rl[c][i][j] = p.l[i];
-        }
-        for (int i = 0; i < 3; i++) {
-            r[c].l[i] = _mm512_load_si512((const void *)rl[c][i]);
-            h[c].l[i] = _mm512_setzero_si512();
-        }
-        s[c] = times20(&r[c]);
+    for (size_t j = 0; j < LANES; j++) {
+        struct wgf_poly1305_r key_r;
+        const uint8_t *k = otk[j];
+        wgf_poly1305_r_set(&key_r, wgf_le64(k) & WGF_POLY1305_CLAMP_LO,
+                           wgf_le64(k + 8) & WGF_POLY1305_CLAMP_HI);
+        struct wgf_p44 p = wgf_p44_from_r(&key_r);
+        for (int i = 0; i < 3; i++)
+            rl[i][j] = p.l[i];
     }
+    for (int i = 0; i < 3; i++) {
+        r.l[i] = _mm512_load_si512((const void *)rl[i]);
+        h.l[i] = _mm512_setzero_si512();
+    }
+    s = times20(&r);
 
     for (size_t b = 0; b < full; b++) {
-        for (size_t c = 0; c < chains; c++) {
-            lanes_add_blocks(&h[c], &ct[c * LANES], 16 * b);
-            h[c] = mul_carry(&h[c], &r[c], &s[c]);
-        }
+        lanes_add_blocks(&h, ct, 16 * b);
+        h = mul_carry(&h, &r, &s);
     }
     if (rest) {
-        for (size_t c = 0; c < chains; c++) {
-            for (size_t j = 0; j < LANES; j++) {
-                memset(pad[c][j], 0, 16);
-                memcpy(pad[c][j], ct[c * LANES + j] + 16 * full, rest);
-                pad_src[c][j] = pad[c][j];
-            }
-            lanes_add_blocks(&h[c], pad_src[c], 0);
-            h[c] = mul_carry(&h[c], &r[c], &s[c]);
+        for (size_t j = 0; j < LANES; j++) {
+            memset(pad[j], 0, 16);
+            memcpy(pad[j], ct[j] + 16 * full, rest);
+            pad_src[j] = pad[j];
         }
+        lanes_add_blocks(&h, pad_src, 0);
+        h = mul_carry(&h, &r, &s);
     }
     /* The length block le64(ad_len = 0) || le64(ct_len) is the same in every lane. */
     uint64_t len_hi = (uint64_t)ct_len;
     len_block.l[0] = _mm512_setzero_si512();
     len_block.l[1] = _mm512_set1_epi64((long long)((len_hi << 20) & WGF_M44));
     len_block.l[2] = _mm512_set1_epi64((long long)(len_hi >> 24 | (uint64_t)1 << 40));
-    for (size_t c = 0; c < chains; c++) {
-        for (int i = 0; i < 3; i++)
-            h[c].l[i] = _mm512_add_epi64(h[c].l[i], len_block.l[i]);
-        h[c] = mul_carry(&h[c], &r[c], &s[c]);
-        for (int i = 0; i < 3; i++)
-            _mm512_store_si512((void *)hl[c][i], h[c].l[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        h.l[i] = _mm512_add_epi64(h.l[i], len_block.l[i]);
+    h = mul_carry(&h, &r, &s);
+    for (int i = 0; i < 3; i++)
+        _mm512_store_si512((void *)hl[i], h.l[i]);
 
-    for (size_t c = 0; c < chains; c++) {
-        for (size_t j = 0; j < LANES; j++) {
-            struct wgf_poly1305_state st;
-            struct wgf_p44 acc = {{hl[c][0][j], hl[c][1][j], hl[c][2][j]}};
-            wgf_poly1305_init(&st, otk[c * LANES + j]);
-            wgf_p44_to_h(acc, &st.h0, &st.h1, &st.h2);
-            wgf_poly1305_fold(&st);
-            wgf_poly1305_finish(&st, tag[c * LANES + j]); /* wipes st */
-        }
+    for (size_t j = 0; j < used; j++) {
+        struct wgf_poly1305_state st;
+        struct wgf_p44 acc = {{hl[0][j], hl[1][j], hl[2][j]}};
+        wgf_poly1305_init(&st, otk[j]);
+        wgf_p44_to_h(acc, &st.h0, &st.h1, &st.h2);
+        wgf_poly1305_fold(&st);
+        wgf_poly1305_finish(&st, tag[j]); /* wipes st */
     }
     wipe(rl, sizeof(rl));
     wipe(hl, sizeof(hl));
 }
 
-/* One copy per chain count, so the chain loops unroll. */
-WGF_ATTR_IFMA static void lanes_run8(uint8_t *const tag[], const uint8_t *const otk[],
-                                     const uint8_t *const ct[], size_t ct_len)
-{
-    lanes_run(tag, otk, ct, ct_len, 1);
-}
-
-WGF_ATTR_IFMA static void lanes_run16(uint8_t *const tag[], const uint8_t *const otk[],
-                                      const uint8_t *const ct[], size_t ct_len)
-{
-    lanes_run(tag, otk, ct, ct_len, 2);
-}
-
 int wgf_poly1305_aead_lanes_avx512(uint8_t *const tag[], const uint8_t *const otk[],
                                    const uint8_t *const ct[], size_t ct_len, size_t n)
 {
-    uint8_t spare_tag[16];
     uint8_t *tags[2 * LANES];
     const uint8_t *otks[2 * LANES], *cts[2 * LANES];
 
     if (n == 0 || n > WGF_POLY1305_LANES_MAX || !wgf_poly1305_avx512_usable())
         return -1;
-    /* Unused lanes redo message 0 into a scratch tag: same cost as idling, no special case. */
+    /* Unused lanes redo message 0 (same cost as idling, no special case); no tag comes out. */
     for (size_t j = 0; j < 2 * LANES; j++) {
-        tags[j] = j < n ? tag[j] : spare_tag;
+        tags[j] = j < n ? tag[j] : NULL;
         otks[j] = j < n ? otk[j] : otk[0];
         cts[j] = j < n ? ct[j] : ct[0];
     }
+    lanes_run8(tags, otks, cts, ct_len, n < LANES ? n : LANES);
     if (n > LANES)
-        lanes_run16(tags, otks, cts, ct_len);
-    else
-        lanes_run8(tags, otks, cts, ct_len);
-    wgf_poly1305_wipe(spare_tag, sizeof(spare_tag));
+        lanes_run8(tags + LANES, otks + LANES, cts + LANES, ct_len, n - LANES);
     return 0;
 }
