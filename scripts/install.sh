@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs wgfast on Debian 12/13 as root: build packages from apt, a virtual environment (PEP 668
 # forbids pip into the system Python) at $WGFAST_PREFIX (default /opt/wgfast), and links of the
-# `wgfast` and `wgfastd` commands into /usr/local/bin so that `sudo` and `wg-quick` find them.
+# `wgfast` and `wgfastd` commands into /usr/local/bin so that `sudo` and `wg-quick` find them,
+# and the systemd units into /etc/systemd/system when that directory exists.
 #   WGFAST_EXTRAS=test  also installs the test dependencies into the environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,4 +41,12 @@ for cmd in wgfast wgfastd; do
         ln -sf "$prefix/bin/$cmd" "/usr/local/bin/$cmd"
     fi
 done
+# wgfast@NAME.service (as wg-quick@) and the endpoint re-resolution timer, where systemd is.
+if [ -d /etc/systemd/system ]; then
+    install -m 0644 systemd/wgfast@.service systemd/wgfast-reresolve@.service \
+        systemd/wgfast-reresolve@.timer /etc/systemd/system/
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+    fi
+fi
 echo "wgfast installed in $prefix; commands linked into /usr/local/bin"

@@ -126,9 +126,11 @@ def _bench_fallback(args: argparse.Namespace) -> int:
 
     reports = []
     ran = 0
+    progress = _bench_progress(args)
     for name, runner in (("crypto", lambda: bench_crypto.run(
-                              sizes=[64, 512, 1420, 8192], batch=64, seconds=0.3)),
-                         ("handshake", lambda: bench_handshake.run())):
+                              sizes=[64, 512, 1420, 8192], batch=64, seconds=0.3,
+                              progress=progress)),
+                         ("handshake", lambda: bench_handshake.run(progress=progress))):
         try:
             result = runner()
         except Exception as exc:  # report every part that could not run, go on with the rest
@@ -286,6 +288,26 @@ def cmd_down(args: argparse.Namespace) -> int:
     return _quick("down", args.config, args.netns)
 
 
+def cmd_reresolve(args: argparse.Namespace) -> int:
+    import logging
+
+    from wgfast import keys, reresolve, wgquick
+    from wgfast.uapi import UAPIError
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
+    try:
+        changes = reresolve.reresolve(args.config)
+    except wgquick.ConfigError as exc:
+        print(f"wgfast reresolve: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, UAPIError) as exc:
+        return _uapi_failure(wgquick.locate(args.config)[1], exc)
+    for change in changes:
+        print(f"{keys.to_base64(change.public_key)}: {change.host} now {change.new} "
+              f"(was {change.old or '(none)'})")
+    return 0
+
+
 def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("genkey", help="print a new private key (as `wg genkey`)").set_defaults(
         func=cmd_genkey)
@@ -310,6 +332,11 @@ def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
                        help="the interface lives in network namespace NS (a name from `ip netns`"
                        " or a path); the daemon and its UDP socket stay here")
         p.set_defaults(func=func)
+    again = sub.add_parser("reresolve", help="resolve the host-name endpoints of peers without a "
+                           "handshake for 135 s again (as wireguard-tools' reresolve-dns)")
+    again.add_argument("config", metavar="CONFIG|NAME",
+                       help="the configuration the interface was brought up with")
+    again.set_defaults(func=cmd_reresolve)
 
 
 def build_parser() -> argparse.ArgumentParser:
