@@ -117,7 +117,8 @@ class DeviceState:
                 outputs += self.remove_peer(peer.public)  # a peer cannot be ourselves
                 continue
             outputs += peer.zero_keys()
-            peer.handshake.precomputed_static_static = self.static_static(peer.public)
+            peer.handshake.precomputed_static_static = None  # derived again on first use
+            peer.handshake.static_static_ready = False
         return outputs
 
     def add_peer(self, public: bytes, preshared_key: bytes | None = None,
@@ -186,7 +187,10 @@ class DeviceState:
 
         def lookup(static: bytes) -> noise.Handshake | None:
             peer = self.peers.get(static)
-            return peer.handshake if peer is not None else None
+            if peer is None:
+                return None
+            peer.ensure_static_static()
+            return peer.handshake
 
         result = noise.consume_initiation(self.identity, msg, lookup, now)
         if isinstance(result, DropReason):

@@ -130,6 +130,9 @@ class Handshake:
     remote_static: bytes
     precomputed_static_static: bytes | None
     preshared_key: bytes = ZERO_KEY
+    # False while precomputed_static_static is still to be computed (the device derives it on
+    # first use: one X25519 per peer at configuration would cost ~70 us x peers per setconf).
+    static_static_ready: bool = True
     state: HandshakeState = HandshakeState.ZEROED
     hash: bytes = b""
     chaining_key: bytes = b""

@@ -56,7 +56,8 @@ class Peer:
         self.endpoint = endpoint
         self.handshake = noise.Handshake(
             remote_static=self.public,
-            precomputed_static_static=device.static_static(self.public),
+            precomputed_static_static=None,
+            static_static_ready=False,  # computed on first use (ensure_static_static)
             preshared_key=bytes(preshared_key) if preshared_key else noise.ZERO_KEY,
         )
         self.keypairs = Keypairs()
@@ -67,6 +68,13 @@ class Peer:
 
     def __repr__(self) -> str:
         return f"Peer({to_base64(self.public)})"
+
+    def ensure_static_static(self) -> None:
+        """Derive DH(our static, its static) on first use after the peer or our key changed
+        (None for a low-order public key, which makes every handshake with it fail)."""
+        if not self.handshake.static_static_ready and self.device.identity is not None:
+            self.handshake.precomputed_static_static = self.device.static_static(self.public)
+            self.handshake.static_static_ready = True
 
     # --- handshake ------------------------------------------------------------------------------
 
@@ -81,6 +89,7 @@ class Peer:
         self.forget_handshake_index()
         index = dev.index.allocate(self)
         timestamp = tai64n.encode(dev.wall_clock_ns())
+        self.ensure_static_static()
         message = noise.create_initiation(dev.identity, self.handshake, index, timestamp,
                                           dev.ephemeral_source())
         if message is None:
