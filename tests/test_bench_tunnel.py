@@ -83,13 +83,13 @@ def test_teardown_when_the_traffic_step_fails():
     settings = Settings(impls=[Impl.wgfast()], repeat=1, duration=1)
     with pytest.raises(RuntimeError, match="injected"):
         bench_tunnel.run(settings, run_traffic=failing_traffic)
-    assert len(seen["pids"]) == 2  # one daemon per side was running
-    assert not set(seen["namespaces"]) & _namespaces()
+    assert len(seen["pids"]) == 2, seen  # one daemon per side was running
+    assert not set(seen["namespaces"]) & _namespaces(), _namespaces()
     links = _links_everywhere()
     for name in seen["names"]:
         assert f" {name}:" not in links and f" {name}@" not in links
         assert not os.path.exists(socket_path(name))
-    assert not any(_alive(p) for p in seen["pids"])
+    assert not [p for p in seen["pids"] if _alive(p)], seen
 
 
 def test_misrouted_traffic_fails_the_counter_check():

@@ -233,6 +233,14 @@ class Testbed:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # SIGKILL is delivered asynchronously: wait (bounded) until they are really gone, so
+        # the namespace (kept alive by its last process) goes away with `ip netns del`.
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.02)
+            pids = [p for p in pids if _alive(p)]
+        if pids:
+            log.warning("processes %s in %s survived SIGKILL", pids, host.namespace)
 
     def leftovers(self) -> list[str]:
         """Anything of this testbed still present: namespaces, interfaces, sockets, processes."""
