@@ -136,6 +136,7 @@ void wgf_dp_free(struct wgf_dp *dp)
         return;
     if (dp->peers != NULL || dp->peer_cap != 0)
         wgf_dp_peers_free_all(dp);
+    wgf_dp_offload_free(dp);
     wgf_allowedips_free(dp->allowedips);
     wgf_index_table_free(dp->index);
     if (dp->wake_fd >= 0)
@@ -171,7 +172,9 @@ int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
     };
     if (__atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE))
         return 1;
-    if (__atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE))
+    /* A half-split super-packet waits in our buffer, not in the TUN: poll will not say so. */
+    bool split_pending = wgf_dp_split_pending(dp);
+    if (__atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE) || split_pending)
         timeout_ms = 0;
     int r = poll(fds, 4, timeout_ms);
     WGF_DP_STAT_ADD(dp, polls, 1);
@@ -198,7 +201,7 @@ int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
         wgf_dp_receive_udp(dp, dp->udp4_fd);
     if (fds[UDP6].revents & (POLLIN | POLLERR))
         wgf_dp_receive_udp(dp, dp->udp6_fd);
-    if (fds[TUN].revents & POLLIN)
+    if ((fds[TUN].revents & POLLIN) || split_pending)
         return wgf_dp_send_from_tun(dp);
     return 0;
 }
@@ -252,6 +255,7 @@ const char *wgf_dp_drop_name(int reason)
         [WGF_DROP_SOURCE_NOT_ALLOWED] = "source_not_allowed",
         [WGF_DROP_TUN_WRITE] = "tun_write",
         [WGF_DROP_CONTROL_QUEUE_FULL] = "control_queue_full",
+        [WGF_DROP_BAD_OFFLOAD] = "bad_offload",
     };
     return reason >= 0 && reason < WGF_DROP_COUNT ? names[reason] : "unknown";
 }

@@ -104,6 +104,20 @@ struct wgf_dp_time_limits {
 int wgf_dp_set_time_limits(struct wgf_dp *dp, const struct wgf_dp_time_limits *limits);
 void wgf_dp_get_time_limits(struct wgf_dp *dp, struct wgf_dp_time_limits *out);
 
+/* ---- offloads (dataplane_offload.c, offload.h) ---- */
+
+#define WGF_DP_OFFLOAD_TUN_VNET 0x01 /* the TUN fd was opened with IFF_VNET_HDR */
+#define WGF_DP_OFFLOAD_TUN_TSO 0x02  /* TUNSETOFFLOAD CSUM|TSO4|TSO6: split super-packets */
+#define WGF_DP_OFFLOAD_TUN_GRO 0x04  /* coalesce TCP segments written to the TUN */
+#define WGF_DP_OFFLOAD_UDP_GSO 0x08  /* UDP_SEGMENT on send */
+#define WGF_DP_OFFLOAD_UDP_GRO 0x10  /* UDP_GRO on receive */
+#define WGF_DP_OFFLOAD_TUN_USO 0x20  /* result only: the kernel also takes USO4|USO6 */
+/* Before the loop runs (or between runs). TUN_VNET must match how the fd was opened; TSO and
+ * GRO need it. Returns the flags in effect (what the kernel refused is off), or -ENOMEM. UDP GSO
+ * may later turn itself off when a send is refused (wgf_dp_get_offloads tells). */
+int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags);
+unsigned wgf_dp_get_offloads(struct wgf_dp *dp);
+
 /* ---- peers and keypairs (any thread) ---- */
 
 /* 0; -EINVAL for id 0; -EEXIST; -ENOMEM. */
@@ -201,6 +215,7 @@ enum wgf_dp_drop {
     WGF_DROP_SOURCE_NOT_ALLOWED, /* receive: inner source address not the peer's allowed IP */
     WGF_DROP_TUN_WRITE,          /* receive: write to TUN failed */
     WGF_DROP_CONTROL_QUEUE_FULL, /* a message for Python found the queue full */
+    WGF_DROP_BAD_OFFLOAD,        /* send: a TUN read with a bad virtio header / super-packet */
     WGF_DROP_COUNT
 };
 const char *wgf_dp_drop_name(int reason);
@@ -216,6 +231,11 @@ struct wgf_dp_stats {
     uint64_t staged, staged_flushed;
     uint64_t handshake_messages_up; /* type 1/2/3 datagrams queued for Python */
     uint64_t events_up;             /* need-handshake and keypair-confirmed events queued */
+    uint64_t tun_super_read;        /* TSO/USO super-packets read from TUN and split */
+    uint64_t tun_super_written;     /* coalesced TCP super-packets written to TUN */
+    uint64_t udp_gso_sends;         /* sendmmsg entries carrying several datagrams */
+    uint64_t udp_gso_refused;       /* the kernel refused UDP GSO (it is off from then on) */
+    uint64_t udp_gro_receives;      /* receives that returned several datagrams */
     uint64_t drops[WGF_DROP_COUNT];
 };
 void wgf_dp_get_stats(struct wgf_dp *dp, struct wgf_dp_stats *out);

@@ -54,6 +54,8 @@ struct wgf_dp {
     int wake_fd;  /* eventfd: control calls -> loop */
     int event_fd; /* eventfd: loop -> Python, readable while the queue holds messages */
     unsigned mtu;
+    unsigned offloads;           /* atomic: WGF_DP_OFFLOAD_* in effect */
+    struct wgf_dp_offload *off;  /* offload buffers (dataplane_offload.c); NULL until asked */
     size_t tx_buf_size, rx_buf_size;
     int stop;         /* atomic */
     int work_pending; /* atomic: some peer has flush_pending or keepalive_pending */
@@ -148,6 +150,27 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp);
 
 /* dataplane_receive.c: one batch UDP -> TUN from fd. */
 void wgf_dp_receive_udp(struct wgf_dp *dp, int fd);
+
+/* dataplane_receive.c: the ordinary receive path over rx slots 0..n (rx_bufs, rx_msgs' msg_len
+ * and msg_flags, rx_from), however they were filled. */
+void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n);
+
+/* dataplane_offload.c */
+void wgf_dp_offload_free(struct wgf_dp *dp);
+/* A super-packet read from the TUN still has segments to send. */
+bool wgf_dp_split_pending(const struct wgf_dp *dp);
+/* Fills tx_bufs (packets at WGF_DATA_HEADER_LEN) from a vnet-header TUN, splitting super-packets:
+ * *n packets of lens[]. 0 or a negative errno if the TUN fd failed. */
+int wgf_dp_tun_read_vnet(struct wgf_dp *dp, size_t *lens, size_t *n);
+/* Writes accepted packets to a vnet-header TUN, coalesced when TUN_GRO is on. */
+void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t *lens, size_t n);
+/* sendmmsg dp->out's fam datagrams as GSO groups; returns the first index left for the plain
+ * path (GSO refused), or out->n[fam]. */
+unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd);
+bool wgf_dp_gro_on(const struct wgf_dp *dp, int fd);
+void wgf_dp_receive_gro(struct wgf_dp *dp, int fd);
+/* Points rx_bufs back at the slots' own buffers (after GRO receives borrowed them). */
+void wgf_dp_rx_own_buffers(struct wgf_dp *dp);
 
 /* dataplane_control.c */
 /* 0, or -1 when the queue is full (counted). Takes queue_lock (may be called under dp->lock). */

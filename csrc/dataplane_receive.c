@@ -148,6 +148,8 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
     size_t ip_lens[WGF_DP_BATCH];
     uint32_t sources[WGF_DP_BATCH];
 
+    if (nd == 0 || nd > WGF_DP_BATCH)
+        return;
     /* receivers[], entries[] and done[] are indexed by position d in data[]. */
     for (size_t d = 0; d < nd; d++) {
         receivers[d] = wgf_get_le32(dp->rx_bufs[data[d]] + 4);
@@ -189,6 +191,16 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
     }
     pthread_mutex_unlock(&dp->lock);
 
+    if (dp->off != NULL && (dp->offloads & WGF_DP_OFFLOAD_TUN_VNET)) {
+        uint8_t *pkts[WGF_DP_BATCH];
+        size_t lens[WGF_DP_BATCH];
+        for (size_t a = 0; a < n_out; a++) {
+            pkts[a] = dp->rx_bufs[acc[a].slot] + WGF_DATA_HEADER_LEN;
+            lens[a] = acc[a].len;
+        }
+        wgf_dp_tun_write_vnet(dp, pkts, lens, n_out);
+        return;
+    }
     for (size_t a = 0; a < n_out; a++) {
         ssize_t w = write(dp->tun_fd, dp->rx_bufs[acc[a].slot] + WGF_DATA_HEADER_LEN, acc[a].len);
         WGF_DP_STAT_ADD(dp, tun_write_calls, 1);
@@ -199,6 +211,11 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
 
 void wgf_dp_receive_udp(struct wgf_dp *dp, int fd)
 {
+    if (wgf_dp_gro_on(dp, fd)) {
+        wgf_dp_receive_gro(dp, fd);
+        return;
+    }
+    wgf_dp_rx_own_buffers(dp);
     for (size_t i = 0; i < WGF_DP_BATCH; i++) {
         dp->rx_iov[i].iov_base = dp->rx_bufs[i];
         dp->rx_iov[i].iov_len = dp->rx_buf_size;
@@ -214,9 +231,13 @@ void wgf_dp_receive_udp(struct wgf_dp *dp, int fd)
         return; /* EAGAIN, or a queued ICMP error that this call has now cleared */
     WGF_DP_STAT_ADD(dp, recvmmsg_packets, n);
     wgf_dp_stat_max(&dp->stats.recvmmsg_max, (uint64_t)n);
+    wgf_dp_handle_datagrams(dp, (size_t)n);
+}
 
+void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n)
+{
     size_t data[WGF_DP_BATCH], nd = 0;
-    for (int i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         const uint8_t *b = dp->rx_bufs[i];
         size_t len = dp->rx_msgs[i].msg_len;
         int family = dp->rx_from[i].sa.sa_family;

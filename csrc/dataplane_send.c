@@ -101,6 +101,8 @@ void wgf_dp_transmit(struct wgf_dp *dp)
     const int fds[2] = {dp->udp4_fd, dp->udp6_fd};
     for (int fam = 0; fam < 2; fam++) {
         unsigned n = dp->out.n[fam], sent = 0;
+        if (n > 1 && (__atomic_load_n(&dp->offloads, __ATOMIC_ACQUIRE) & WGF_DP_OFFLOAD_UDP_GSO))
+            sent = wgf_dp_transmit_gso(dp, fam, fds[fam]);
         while (sent < n) {
             int r = sendmmsg(fds[fam], &dp->out.msgs[fam][sent], n - sent, MSG_DONTWAIT);
             WGF_DP_STAT_ADD(dp, sendmmsg_calls, 1);
@@ -168,11 +170,13 @@ static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t
 
 static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
 {
-    const uint8_t *pkts[WGF_DP_BATCH];
+    const uint8_t *pkts[WGF_DP_BATCH] = {0}; /* gcc 12 cannot see n >= 1 */
     uint32_t peers[WGF_DP_BATCH];
     bool done[WGF_DP_BATCH];
     size_t idx[WGF_DP_BATCH];
 
+    if (n == 0 || n > WGF_DP_BATCH)
+        return;
     for (size_t i = 0; i < n; i++) {
         pkts[i] = dp->tx_bufs[i] + WGF_DATA_HEADER_LEN;
         done[i] = false;
@@ -208,6 +212,12 @@ int wgf_dp_send_from_tun(struct wgf_dp *dp)
     size_t n = 0, cap = dp->tx_buf_size - WGF_DATA_HEADER_LEN - WGF_AEAD_TAG_LEN;
     int err = 0;
 
+    if (dp->off != NULL && (dp->offloads & WGF_DP_OFFLOAD_TUN_VNET)) {
+        err = wgf_dp_tun_read_vnet(dp, lens, &n);
+        if (n > 0)
+            route_and_send(dp, n, lens);
+        return err;
+    }
     /* cap exceeds the MTU, so an oversized packet shows up as one rather than truncated. */
     while (n < WGF_DP_BATCH) {
         ssize_t r = read(dp->tun_fd, dp->tx_bufs[n] + WGF_DATA_HEADER_LEN, cap);

@@ -52,6 +52,8 @@ cdef extern from "dataplane.h" nogil:
         uint64_t keepalives_sent, keepalives_received
         uint64_t staged, staged_flushed
         uint64_t handshake_messages_up, events_up
+        uint64_t tun_super_read, tun_super_written
+        uint64_t udp_gso_sends, udp_gso_refused, udp_gro_receives
         uint64_t drops[1]  # WGF_DROP_COUNT entries; Cython only needs the name
 
     struct wgf_dp_time_limits:
@@ -59,6 +61,10 @@ cdef extern from "dataplane.h" nogil:
         uint64_t keepalive_timeout_ns, rekey_timeout_ns
 
     int wgf_dp_new(wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu)
+    unsigned WGF_DP_OFFLOAD_TUN_VNET, WGF_DP_OFFLOAD_TUN_TSO, WGF_DP_OFFLOAD_TUN_GRO
+    unsigned WGF_DP_OFFLOAD_UDP_GSO, WGF_DP_OFFLOAD_UDP_GRO, WGF_DP_OFFLOAD_TUN_USO
+    int wgf_dp_set_offloads(wgf_dp *dp, unsigned flags)
+    unsigned wgf_dp_get_offloads(wgf_dp *dp)
     int wgf_dp_set_time_limits(wgf_dp *dp, const wgf_dp_time_limits *limits)
     void wgf_dp_get_time_limits(wgf_dp *dp, wgf_dp_time_limits *out)
     void wgf_dp_free(wgf_dp *dp)
@@ -88,6 +94,13 @@ DP_MSG_NEED_HANDSHAKE = WGF_DP_MSG_NEED_HANDSHAKE
 DP_MSG_KEYPAIR_CONFIRMED = WGF_DP_MSG_KEYPAIR_CONFIRMED
 DP_BATCH = WGF_DP_BATCH
 DP_STAGED_MAX = WGF_DP_STAGED_MAX
+# Offload flags (dataplane.h); TUN_USO is reported, never asked for.
+DP_OFFLOAD_TUN_VNET = WGF_DP_OFFLOAD_TUN_VNET
+DP_OFFLOAD_TUN_TSO = WGF_DP_OFFLOAD_TUN_TSO
+DP_OFFLOAD_TUN_GRO = WGF_DP_OFFLOAD_TUN_GRO
+DP_OFFLOAD_UDP_GSO = WGF_DP_OFFLOAD_UDP_GSO
+DP_OFFLOAD_UDP_GRO = WGF_DP_OFFLOAD_UDP_GRO
+DP_OFFLOAD_TUN_USO = WGF_DP_OFFLOAD_TUN_USO
 
 _SOCKADDR_IN = _dp_struct.Struct("=H2s4s8x")     # family (host order), port (network), addr
 _SOCKADDR_IN6 = _dp_struct.Struct("=H2s4s16sI")  # ... flowinfo (network), addr, scope id
@@ -188,6 +201,18 @@ cdef class DataPlane:
         with nogil:
             r = wgf_dp_run_once(dp, timeout_ms)
         return r
+
+    def set_offloads(self, unsigned flags) -> int:
+        """Turns on the DP_OFFLOAD_* flags (before run()); returns those in effect, since the
+        kernel may refuse some. DP_OFFLOAD_TUN_VNET must match how the TUN fd was opened."""
+        if self.running:
+            raise RuntimeError("set_offloads() while the data plane runs")
+        return _dp_check(wgf_dp_set_offloads(self._live(), flags), "offloads")
+
+    @property
+    def offloads(self) -> int:
+        """The DP_OFFLOAD_* flags in effect now (UDP GSO turns itself off if refused)."""
+        return wgf_dp_get_offloads(self._live())
 
     def stop(self) -> None:
         wgf_dp_stop(self._live())
@@ -342,5 +367,8 @@ cdef class DataPlane:
             "keepalives_sent": s.keepalives_sent, "keepalives_received": s.keepalives_received,
             "staged": s.staged, "staged_flushed": s.staged_flushed,
             "handshake_messages_up": s.handshake_messages_up, "events_up": s.events_up,
+            "tun_super_read": s.tun_super_read, "tun_super_written": s.tun_super_written,
+            "udp_gso_sends": s.udp_gso_sends, "udp_gso_refused": s.udp_gso_refused,
+            "udp_gro_receives": s.udp_gro_receives,
             "drops": {wgf_dp_drop_name(r).decode(): s.drops[r] for r in range(WGF_DROP_COUNT)},
         }

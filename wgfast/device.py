@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import _native
+from . import _native, offload
 from .config import DeviceConfig, PeerStats
 from .counters import DataplaneTotals, uapi_counters
 from .device_state import DeviceState, LoadTracker
@@ -245,6 +245,9 @@ class Device:
                 min(max(mtu, DATAPLANE_MTU_MIN), DATAPLANE_MTU_MAX),
                 time_limits=dataplane_time_limits(),
             )  # fmt: skip
+            # Offloads (issue 7): what WGFAST_OFFLOAD asks and the kernel grants.
+            granted = dataplane.set_offloads(offload.dataplane_flags(self.tun.vnet_hdr))
+            log.info("data plane offloads: %s", offload.describe(granted))
         except (OSError, ValueError) as exc:
             log.error("cannot bring the device up: data plane: %s", exc)
             sockets.close()

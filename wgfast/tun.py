@@ -23,6 +23,7 @@ DEFAULT_MTU = 1420
 
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000  # offloads (issue 7): a virtio_net_hdr before every packet
 IFF_UP = 0x1
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int)
 TUNGETIFF = 0x800454D2  # _IOR('T', 210, unsigned int)
@@ -44,6 +45,7 @@ class TunDevice:
     fd: int
     name: str
     mtu: int
+    vnet_hdr: bool = False  # opened with IFF_VNET_HDR (offloads); reads/writes carry 10 bytes
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -62,14 +64,23 @@ def check_interface_name(name: str) -> None:
         raise ValueError(f"invalid interface name {name!r}")
 
 
-def create_tun(name: str, mtu: int = DEFAULT_MTU, bring_up: bool = False) -> TunDevice:
+def create_tun(
+    name: str, mtu: int = DEFAULT_MTU, bring_up: bool = False, vnet_hdr: bool | None = None
+) -> TunDevice:
+    """vnet_hdr: open with IFF_VNET_HDR for the data plane's offloads; None follows
+    WGFAST_OFFLOAD (wgfast.offload), False is the plain IFF_TUN|IFF_NO_PI device."""
     check_interface_name(name)
+    if vnet_hdr is None:
+        from .offload import requested  # offloads (issue 7)
+
+        vnet_hdr = requested().tun
     try:
         fd = os.open(TUN_CLONE_DEVICE, os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise TunError(exc.errno, f"cannot open {TUN_CLONE_DEVICE}: {exc.strerror}") from None
     try:
-        request = _IFREQ_FLAGS.pack(name.encode(), IFF_TUN | IFF_NO_PI)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+        request = _IFREQ_FLAGS.pack(name.encode(), flags)
         try:
             reply = fcntl.ioctl(fd, TUNSETIFF, request)
         except OSError as exc:
@@ -81,7 +92,7 @@ def create_tun(name: str, mtu: int = DEFAULT_MTU, bring_up: bool = False) -> Tun
     except BaseException:
         os.close(fd)
         raise
-    return TunDevice(fd, real_name, mtu)
+    return TunDevice(fd, real_name, mtu, vnet_hdr)
 
 
 def adopt_tun(fd: int, mtu: int = DEFAULT_MTU) -> TunDevice:
@@ -98,7 +109,7 @@ def adopt_tun(fd: int, mtu: int = DEFAULT_MTU) -> TunDevice:
     os.set_inheritable(fd, False)
     name = raw_name.rstrip(b"\0").decode()
     set_mtu(name, mtu)
-    return TunDevice(fd, name, mtu)
+    return TunDevice(fd, name, mtu, bool(flags & IFF_VNET_HDR))
 
 
 def _ifreq_ioctl(request: int, data: bytes) -> bytes:
