@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 static const uint8_t *v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
@@ -462,7 +463,8 @@ WGF_TEST(allowedips_random_v6_against_brute_force)
 struct race {
     struct wgf_allowedips *t;
     _Atomic int stop;
-    unsigned long bad, lookups;
+    unsigned long bad;
+    _Atomic unsigned long lookups;
 };
 
 static void *allowedips_reader(void *arg)
@@ -499,6 +501,10 @@ WGF_TEST(allowedips_readers_race_writer)
     CHECK(wgf_allowedips_insert(r.t, WGF_IP6, v6("fd"), 8, 2) == 0);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, allowedips_reader, &r) == 0);
+    /* Let the reader start before the writer churns: on a loaded machine the writes could
+     * otherwise all finish before the reader is first scheduled (bounded: ~10 s). */
+    for (int spin = 0; r.lookups == 0 && spin < 100000; spin++)
+        usleep(100);
     uint64_t rng = 5;
     for (int step = 0; step < 100000; step++) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;

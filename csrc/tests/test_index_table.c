@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 WGF_TEST(index_table_basic)
@@ -125,7 +126,8 @@ WGF_TEST(index_table_random_against_reference)
 struct race {
     struct wgf_index_table *t;
     _Atomic int stop;
-    unsigned long bad, lookups;
+    unsigned long bad;
+    _Atomic unsigned long lookups;
 };
 
 static void *index_reader(void *arg)
@@ -166,6 +168,10 @@ WGF_TEST(index_table_readers_race_writer)
         CHECK(wgf_index_table_insert(r.t, i * 7919u, i + 1, ~(i * 7919u) ^ (i + 1)) == 0);
     pthread_t th;
     CHECK(pthread_create(&th, NULL, index_reader, &r) == 0);
+    /* Let the reader start before the writer churns: on a loaded machine the writes could
+     * otherwise all finish before the reader is first scheduled (bounded: ~10 s). */
+    for (int spin = 0; r.lookups == 0 && spin < 100000; spin++)
+        usleep(100);
     uint64_t rng = 99;
     for (int step = 0; step < 200000; step++) {
         rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
