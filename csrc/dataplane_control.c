@@ -10,13 +10,22 @@
 
 #include "dataplane_internal.h"
 
+/* Slots only the data plane's own events (need handshake, keypair confirmed) may take. Handshake
+ * datagrams are attacker-supplied: a flood of them must not crowd out the events that keep real
+ * sessions alive. Events are deduplicated per peer (at most one of each kind outstanding), so
+ * the reserve covers this many peers changing state at once while the queue is flooded. */
+#define WGF_DP_CONTROL_EVENT_RESERVE (WGF_DP_CONTROL_QUEUE / 4)
+
 int wgf_dp_queue_push(struct wgf_dp *dp, uint32_t kind, uint32_t peer, const uint8_t *data,
                       size_t len, const union wgf_dp_endpoint *source)
 {
     if (len > WGF_DP_MSG_MAX)
         return -1;
     pthread_mutex_lock(&dp->queue_lock);
-    if (dp->queue_count == WGF_DP_CONTROL_QUEUE) {
+    size_t limit = kind == WGF_DP_MSG_HANDSHAKE
+                       ? WGF_DP_CONTROL_QUEUE - WGF_DP_CONTROL_EVENT_RESERVE
+                       : WGF_DP_CONTROL_QUEUE;
+    if (dp->queue_count >= limit) {
         pthread_mutex_unlock(&dp->queue_lock);
         WGF_DP_DROP(dp, WGF_DROP_CONTROL_QUEUE_FULL, 1);
         return -1;
