@@ -63,6 +63,7 @@ def link_names(ns: Netns) -> list[str]:
 def test_tunnel_lives_in_another_namespace(netns_pool, tmp_path: Path, daemon: str):
     needs_tun()
     needs_cmd("wg")
+    needs_cmd("nft")
     needs_cmd(daemon_command(daemon)[0])
     outer, peer, inside = (netns_pool.namespace() for _ in range(3))
     for ns in (outer, peer, inside):
@@ -138,3 +139,31 @@ AllowedIPs = {TUNNEL[0]}/32
     assert ({k: v for k, v in snapshot(outer).items() if k not in unsettled}
             == {k: v for k, v in before_outer.items() if k not in unsettled})
     assert not Path(f"/run/wgfast/{name}.json").exists()
+
+
+def test_down_after_the_namespace_is_gone(netns_pool, tmp_path: Path, daemon: str):
+    """Deleting NS deletes the interface (and so ends the daemon); `down` then cleans up what
+    is left here and does not bring NS back."""
+    needs_tun()
+    needs_cmd(daemon_command(daemon)[0])
+    outer, inside = netns_pool.namespace(), netns_pool.namespace()
+    outer.daemon = daemon  # type: ignore[attr-defined]
+    name = f"wgg{tmp_path.name[-8:]}"[:15]
+    path = write_config(tmp_path, name, f"""[Interface]
+PrivateKey = {keys.to_base64(keys.generate_private_key())}
+Address = {TUNNEL[0]}/24
+
+[Peer]
+PublicKey = {keys.to_base64(keys.KeyPair.generate().public)}
+AllowedIPs = 10.75.9.0/24
+""")
+    result = wgfast(outer, "up", str(path), "--netns", inside.name)
+    assert result.returncode == 0, result.stderr
+    assert inside.link_exists(name)
+    subprocess.run(["ip", "netns", "del", inside.name], check=True)
+    result = wgfast(outer, "down", name)
+    assert result.returncode == 0, result.stderr
+    assert not Path(f"/var/run/netns/{inside.name}").exists()
+    assert not Path(f"/run/wgfast/{name}.json").exists()
+    assert not Path(f"/var/run/wireguard/{name}.sock").exists()
+    assert outer.pids() == []  # the daemon is gone

@@ -197,7 +197,9 @@ class _Netlink:
         from pyroute2 import IPRoute
 
         self.netns = netns
-        self.ipr = IPRoute(netns=netns_path(netns)) if netns else IPRoute()
+        # flags=0: never create the namespace (pyroute2's default would, e.g. on a down after
+        # the namespace was deleted).
+        self.ipr = IPRoute(netns=netns_path(netns), flags=0) if netns else IPRoute()
 
     def close(self) -> None:
         self.ipr.close()
