@@ -108,6 +108,10 @@ AllowedIPs = {TUNNEL[0]}/32
         assert f"default dev {name} table 51820" in inside.run(
             "ip", "route", "show", "table", "all").stdout
         assert "not from all fwmark 0xca6c lookup 51820" in inside.run("ip", "rule").stdout
+        # The default route's nftables table goes with the rules: inside, not here.
+        assert f"{TUNNEL[0]} fib saddr type != local drop" in inside.run(
+            "nft", "list", "table", "ip", f"wgfast-{name}").stdout
+        assert outer.run("nft", "list", "ruleset").stdout == ""
         needs_cmd("ss")
         assert outer.run("ss", "-Hnlu").stdout.strip(), "no UDP socket in the outer namespace"
         assert inside.run("ss", "-Hnlu").stdout.strip() == ""
