@@ -252,17 +252,21 @@ int wgf_dp_peer_set_endpoint(struct wgf_dp *dp, uint32_t id, const union wgf_dp_
     default:
         return -EAFNOSUPPORT;
     }
+    bool kick = false;
     pthread_mutex_lock(&dp->lock);
     struct wgf_dp_peer *p = wgf_dp_peer_find(dp, id);
     if (p != NULL) {
         p->endpoint = copy;
         if (p->staged_count > 0) /* packets may have waited for an endpoint, not a keypair */
-            p->flush_pending = true;
+            p->flush_pending = kick = true;
     }
     pthread_mutex_unlock(&dp->lock);
     if (p == NULL)
         return -ENOENT;
-    wgf_dp_kick(dp);
+    /* Wake the loop only when there is something to flush: each wake-up walks the whole peer
+     * table, so kicking for every endpoint of a 10,000-peer setconf made it quadratic. */
+    if (kick)
+        wgf_dp_kick(dp);
     return 0;
 }
 

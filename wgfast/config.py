@@ -87,24 +87,52 @@ class DeviceConfig:
         return next((p for p in self.peers if p.public_key == public_key), None)
 
     def apply(self, changes: ChangeSet) -> DeviceConfig:
-        """Return the configuration after `changes`, or raise UAPIError leaving self as is."""
+        """Return the configuration after `changes`, or raise UAPIError leaving self as is.
+
+        Peers the change-set leaves as they were are shared with self (the same PeerConfig
+        objects), so callers can find what changed by identity and a set touching a few peers
+        of many costs in proportion to those few."""
         changes.validate()
         private_key = self.private_key
         if changes.private_key is not None:
             private_key = None if changes.private_key == ZERO_KEY else clamp(changes.private_key)
         own_public = public_key_of(private_key) if private_key is not None else None
 
-        # Insertion-ordered working copy (public key -> mutable fields) and the one
-        # allowed-ips table over it (prefix -> owning public key).
-        peers: dict[bytes, dict] = (
-            {} if changes.replace_peers else {p.public_key: _fields(p) for p in self.peers}
+        # Every peer in order (public key -> its unchanged config, or None once `edited` holds
+        # its mutable fields), and the one allowed-ips table over them (prefix -> owning public
+        # key), built only when a section needs it.
+        peers: dict[bytes, PeerConfig | None] = (
+            {} if changes.replace_peers else {p.public_key: p for p in self.peers}
         )
-        owners = {prefix: key for key, f in peers.items() for prefix in f["allowed_ips"]}
+        edited: dict[bytes, dict] = {}
+        owners: dict[AllowedIP, bytes] | None = None
+
+        def owner_table() -> dict[AllowedIP, bytes]:
+            nonlocal owners
+            if owners is None:
+                owners = {}
+                for key, peer in peers.items():
+                    prefixes = edited[key]["allowed_ips"] if peer is None else peer.allowed_ips
+                    for prefix in prefixes:
+                        owners[prefix] = key
+            return owners
+
+        def edit(key: bytes) -> dict:
+            fields = edited.get(key)
+            if fields is None:
+                unchanged = peers[key]
+                assert unchanged is not None  # None only while `edited` holds the key
+                fields = edited[key] = _fields(unchanged)
+                peers[key] = None
+            return fields
 
         def drop_peer(key: bytes) -> None:
-            removed = peers.pop(key, None)
-            if removed is not None:
-                for prefix in removed["allowed_ips"]:
+            if key not in peers:
+                return
+            removed = peers.pop(key)
+            prefixes = edited.pop(key)["allowed_ips"] if removed is None else removed.allowed_ips
+            if owners is not None:
+                for prefix in prefixes:
                     del owners[prefix]
 
         if own_public is not None and changes.private_key is not None and own_public in peers:
@@ -118,11 +146,11 @@ class DeviceConfig:
             if section.remove:
                 drop_peer(key)
                 continue
-            current = peers.get(key)
-            if current is None:
+            if key not in peers:
                 if section.update_only:
                     continue
-                current = peers[key] = _fields(PeerConfig(key))
+                peers[key] = PeerConfig(key)
+            current = edit(key)
             if section.preshared_key is not None:
                 current["preshared_key"] = section.preshared_key
             if section.endpoint is not None:
@@ -130,23 +158,28 @@ class DeviceConfig:
             if section.persistent_keepalive_interval is not None:
                 current["persistent_keepalive_interval"] = section.persistent_keepalive_interval
             if section.replace_allowed_ips:
-                for prefix in current["allowed_ips"]:
-                    del owners[prefix]
+                if current["allowed_ips"]:
+                    table = owner_table()
+                    for prefix in current["allowed_ips"]:
+                        del table[prefix]
                 current["allowed_ips"] = {}
-            for prefix in section.allowed_ips:
-                previous = owners.get(prefix)
-                if previous is not None and previous != key:
-                    del peers[previous]["allowed_ips"][prefix]
-                owners[prefix] = key
-                current["allowed_ips"][prefix] = None
+            if section.allowed_ips:
+                table = owner_table()
+                for prefix in section.allowed_ips:
+                    previous = table.get(prefix)
+                    if previous is not None and previous != key:
+                        del edit(previous)["allowed_ips"][prefix]
+                    table[prefix] = key
+                    current["allowed_ips"][prefix] = None
 
+        before = {p.public_key: p for p in self.peers} if edited else {}
         return DeviceConfig(
             private_key=private_key,
             listen_port=self.listen_port if changes.listen_port is None else changes.listen_port,
             fwmark=self.fwmark if changes.fwmark is None else changes.fwmark,
             peers=tuple(
-                PeerConfig(**{**fields, "allowed_ips": tuple(fields["allowed_ips"])})
-                for fields in peers.values()
+                peer if peer is not None else _rebuilt(edited[key], before.get(key))
+                for key, peer in peers.items()
             ),
         )
 
@@ -178,7 +211,17 @@ class DeviceConfig:
         )
 
 
+_PEER_FIELDS = tuple(f.name for f in dataclasses.fields(PeerConfig))
+
+
 def _fields(peer: PeerConfig) -> dict:
-    fields = {f.name: getattr(peer, f.name) for f in dataclasses.fields(peer)}
+    fields = {name: getattr(peer, name) for name in _PEER_FIELDS}
     fields["allowed_ips"] = dict.fromkeys(peer.allowed_ips)  # an ordered set
     return fields
+
+
+def _rebuilt(fields: dict, before: PeerConfig | None) -> PeerConfig:
+    """The PeerConfig for edited `fields`; `before` itself when the edits changed nothing, so
+    that a set repeating a peer's configuration leaves it shared."""
+    peer = PeerConfig(**{**fields, "allowed_ips": tuple(fields["allowed_ips"])})
+    return before if before == peer else peer

@@ -105,6 +105,19 @@ def _endpoint_address(endpoint: Endpoint | None) -> Address | None:
     return (host, port)
 
 
+def _dataplane_endpoint(endpoint: Endpoint) -> tuple[bytes, int]:
+    """The endpoint for DataPlane.set_endpoint as (packed address, port): the skin builds the
+    address with ipaddress.ip_address, which takes packed bytes as they are instead of parsing
+    a string again. The zone is left out, as _endpoint_address leaves it out."""
+    return (endpoint.address.packed, endpoint.port)
+
+
+def _dataplane_prefix(prefix: AllowedIP) -> tuple[bytes, int]:
+    """A prefix for add/remove_allowed_ip as (packed network address, length), which
+    ipaddress.ip_network takes without formatting and parsing the network again."""
+    return (prefix.network_address.packed, prefix.prefixlen)
+
+
 class _Routes:
     """The data plane's allowed-IPs table seen through routing.PrefixTable."""
 
@@ -112,11 +125,11 @@ class _Routes:
         self.dataplane = dataplane
 
     def insert(self, prefix: AllowedIP, peer: int) -> None:
-        self.dataplane.add_allowed_ip(peer, prefix)
+        self.dataplane.add_allowed_ip(peer, _dataplane_prefix(prefix))
 
     def remove(self, prefix: AllowedIP, peer: int) -> bool:
         try:
-            self.dataplane.remove_allowed_ip(peer, prefix)
+            self.dataplane.remove_allowed_ip(peer, _dataplane_prefix(prefix))
         except OSError:
             return False
         return True
@@ -443,6 +456,8 @@ class Device:
         for public, peer_config in new_peers.items():
             slot = self._slots.get(public)
             before = old_peers.get(public)
+            if before is peer_config and slot is not None and public in self.state.peers:
+                continue  # shared by DeviceConfig.apply: unchanged, nothing to tell anyone
             if slot is None:
                 slot = _PeerSlot(self._next_id, public)
                 self._next_id += 1
@@ -473,21 +488,31 @@ class Device:
         for peer_id in removed_ids:
             dataplane.remove_peer(peer_id)  # its allowed IPs go with it
         old_peers = {p.public_key: p for p in old.peers}
-        for peer_config in new.peers:
+        # DeviceConfig.apply shares the peers it left alone: only the others need work, and
+        # only their allowed IPs can have changed (a prefix moving between peers changes both).
+        changed = [p for p in new.peers if old_peers.get(p.public_key) is not p]
+        old_prefixes: dict[int, frozenset[AllowedIP]] = {}
+        new_prefixes: dict[int, frozenset[AllowedIP]] = {}
+        for peer_config in changed:
             slot = self._slots[peer_config.public_key]
             before = old_peers.get(peer_config.public_key)
             if before is None:
                 dataplane.add_peer(slot.id)
+            else:
+                old_prefixes[slot.id] = frozenset(before.allowed_ips)
+            new_prefixes[slot.id] = frozenset(peer_config.allowed_ips)
             if peer_config.endpoint is not None and (
                 before is None or before.endpoint != peer_config.endpoint
             ):
-                dataplane.set_endpoint(slot.id, _endpoint_address(peer_config.endpoint))
-                info = dataplane.peer_info(slot.id)
-                if info["staged"] and not info["has_current"]:
-                    # Packets asked for a handshake while there was nowhere to send it.
-                    outputs += self.state.initiate(peer_config.public_key, now)
-        # Removed peers took their prefixes along; compare the peers that remain.
-        sync_allowed_ips(_Routes(dataplane), self._prefixes(old), self._prefixes(new))
+                dataplane.set_endpoint(slot.id, _dataplane_endpoint(peer_config.endpoint))
+                # A peer added just now has no staged packets: it has no allowed IPs yet.
+                if before is not None:
+                    info = dataplane.peer_info(slot.id)
+                    if info["staged"] and not info["has_current"]:
+                        # Packets asked for a handshake while there was nowhere to send it.
+                        outputs += self.state.initiate(peer_config.public_key, now)
+        # Removed peers took their prefixes along; compare the changed peers that remain.
+        sync_allowed_ips(_Routes(dataplane), old_prefixes, new_prefixes)
         return outputs
 
     def _prefixes(self, config: DeviceConfig) -> dict[int, frozenset[AllowedIP]]:

@@ -46,6 +46,10 @@ SOCKET_DIRECTORY = "/var/run/wireguard"
 
 _HEX_KEY = re.compile(r"[0-9a-fA-F]{64}")
 _DECIMAL = re.compile(r"[0-9]+")
+# Dotted-quad IPv4 exactly as ipaddress accepts it (ASCII digits, 0-255, no leading zeros), so
+# the common case skips ipaddress's string parser; anything else still goes through it.
+_IPV4_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_ADDRESS = re.compile(r"\.".join([_IPV4_OCTET] * 4))
 
 AllowedIP = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -94,7 +98,7 @@ class Endpoint:
                 raise ValueError("IPv6 addresses must be surrounded by square brackets")
         if not _DECIMAL.fullmatch(port_text) or int(port_text) > MAX_PORT:
             raise ValueError(f"invalid port {port_text!r}")
-        address = ipaddress.ip_address(host)  # rejects host names and IPv4 leading zeros
+        address = _ip_address(host)  # rejects host names and IPv4 leading zeros
         if isinstance(address, ipaddress.IPv4Address) != (not text.startswith("[")):
             raise ValueError(f"invalid endpoint {text!r}")
         return cls(address, int(port_text))
@@ -120,6 +124,15 @@ class Endpoint:
         return (str(self.address), self.port)
 
 
+def _ip_address(text: str) -> IPAddress:
+    """ipaddress.ip_address(text), with a fast path for dotted-quad IPv4."""
+    match = _IPV4_ADDRESS.fullmatch(text)
+    if match is None:
+        return ipaddress.ip_address(text)
+    a, b, c, d = match.groups()
+    return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+
+
 def parse_allowed_ip(text: str) -> AllowedIP:
     """Parse `address/bits` (bits required, no netmask form, no zone); host bits are masked
     off, as wireguard-go's allowed-ips trie does on insertion."""
@@ -128,11 +141,14 @@ def parse_allowed_ip(text: str) -> AllowedIP:
         raise ValueError(f"invalid prefix {text!r}")
     if not _DECIMAL.fullmatch(bits_text) or (len(bits_text) > 1 and bits_text[0] == "0"):
         raise ValueError(f"invalid prefix length in {text!r}")
-    address = ipaddress.ip_address(address_text)
+    address = _ip_address(address_text)
     bits = int(bits_text)
     if bits > address.max_prefixlen:
         raise ValueError(f"prefix length out of range in {text!r}")
-    return ipaddress.ip_network((address, bits), strict=False)
+    # From the integer: handing ipaddress an address object makes it format and parse it again.
+    if isinstance(address, ipaddress.IPv4Address):
+        return ipaddress.IPv4Network((int(address), bits), strict=False)
+    return ipaddress.IPv6Network((int(address), bits), strict=False)
 
 
 def parse_key(text: str) -> bytes:
