@@ -4,8 +4,9 @@
 A script, not a test (run as root): it creates a network namespace, starts wgfastd and
 wireguard-go there (each in the foreground, so the process it starts is the daemon), writes one
 configuration of N peers with random public keys, one /32 allowed IP and an endpoint each, brings
-each interface up, times `wg setconf` of it on each interface, checks that `wg show dump` lists every peer, and reports
-each daemon's VmRSS before and after. The namespace and everything in it is removed at the end.
+each interface up, times `wg setconf` of it on each interface, checks that `wg show dump` lists
+every peer, and reports each daemon's VmRSS before and after. The namespace and everything in
+it is removed at the end.
 
 The device issue's goal: setconf under 1 s, wgfastd's RSS under half of wireguard-go's
 (wireguard-go 0.0.20231211, Debian 13's build: 2.1 s and 262 MB).
