@@ -123,7 +123,7 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     # Counted by reason, read from outside the daemon, before the tunnel carries more traffic.
     # Random first bytes are almost never a valid type; short or long handshake types are the
     # wrong size; type-4 messages name unknown receiver indexes; 20000 and 65000 bytes do not
-    # fit a receive buffer; right-size handshake messages go up to the protocol core, which
+    # fit a plain receive buffer; right-size handshake messages go up to the protocol core, which
     # cannot verify an initiation's or response's mac1 and knows no cookie reply's index.
     right_size = int(sent["handshake_right_size"])
     counters_after = wgfast_counters(a)
@@ -134,7 +134,9 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     assert dp_drops.get("bad_size", 0) >= int(sent["handshake_bad_size"]) // 2, dp_drops
     # (two in six type-4 sizes are 32 bytes or more; the rest are too short for a data message)
     assert dp_drops.get("unknown_index", 0) >= int(sent["data_unknown_index"]) // 6, dp_drops
-    assert dp_drops.get("truncated", 0) == 2, dp_drops
+    # The 20000 and 65000-byte datagrams overflow a plain receive buffer (truncated); with UDP GRO
+    # on, buffers are 64 KiB, they fit, and their first byte decides the reason instead.
+    assert dp_drops.get("truncated", 0) in (0, 2), dp_drops
     assert sum(core_drops.values()) == right_size, core_drops
     assert core_drops.get("bad_mac1", 0) > 0 and core_drops.get("unknown_index", 0) > 0
     # Every datagram sent is accounted for: dropped by the data plane or by the protocol core.
