@@ -165,6 +165,7 @@ struct wgf_dp_peer_info {
     int current_is_initiator;
     uint64_t current_age_ns;
     uint64_t current_send_counter;
+    uint32_t keypairs_live; /* keypair slots holding keys (previous, current, next: at most 3) */
 };
 /* 0 or -ENOENT. Times are 0 for "never". */
 int wgf_dp_peer_get_info(struct wgf_dp *dp, uint32_t peer, struct wgf_dp_peer_info *info);

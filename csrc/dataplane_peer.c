@@ -397,6 +397,8 @@ int wgf_dp_peer_get_info(struct wgf_dp *dp, uint32_t id, struct wgf_dp_peer_info
         info->last_data_received_ns = p->last_data_received_ns;
         info->staged = p->staged_count;
         info->has_next = p->next != WGF_DP_SLOT_NONE;
+        for (size_t s = 0; s < WGF_DP_KEYPAIR_SLOTS; s++)
+            info->keypairs_live += p->slots[s].live;
         if (p->current != WGF_DP_SLOT_NONE) {
             const struct wgf_dp_keypair_slot *kp = &p->slots[p->current];
             info->has_current = 1;

@@ -16,6 +16,10 @@ first peer: `wg show` is unaffected and `wgfast show --json` lists them under "c
 
 Only nonzero counters are listed: an absent key means zero.
 
+Two gauges (current values, not counts) follow them, for leak checks from outside (tests/test_soak):
+- wgfast_keypairs_live: Keypair objects alive in the Python protocol core (wgfast.keypair).
+- wgfast_dp_keypairs_live: keypair slots holding keys in the data plane, over all peers.
+
 Every data plane (one per up/down) starts from zero; `DataplaneTotals` keeps the sum over the
 ones that have stopped so the counters only grow, as the per-peer byte counters do.
 """
@@ -28,6 +32,8 @@ PREFIX = "wgfast_"
 DATAPLANE_DROP = PREFIX + "drop_"
 HANDSHAKE_DROP = PREFIX + "handshake_drop_"
 DATAPLANE_STAT = PREFIX + "dp_"
+KEYPAIRS_LIVE = PREFIX + "keypairs_live"
+DATAPLANE_KEYPAIRS_LIVE = DATAPLANE_STAT + "keypairs_live"
 
 
 def flatten_dataplane_stats(stats: Mapping[str, object]) -> dict[str, int]:
@@ -76,3 +82,9 @@ def uapi_counters(dataplane: Mapping[str, int],
     pairs += sorted((HANDSHAKE_DROP + str(reason), int(n))
                     for reason, n in protocol_drops.items() if n)  # fmt: skip
     return tuple(pairs)
+
+
+def keypair_gauges(python_live: int, dataplane_live: int) -> tuple[tuple[str, int], ...]:
+    """The live-keypair gauges a get=1 reply carries after the counters (nonzero ones only)."""
+    pairs = ((KEYPAIRS_LIVE, python_live), (DATAPLANE_KEYPAIRS_LIVE, dataplane_live))
+    return tuple((key, value) for key, value in pairs if value)

@@ -31,6 +31,7 @@ cdef extern from "dataplane.h" nogil:
         uint32_t staged
         int has_current, has_next, current_is_initiator
         uint64_t current_age_ns, current_send_counter
+        uint32_t keypairs_live
 
     struct wgf_dp_msg:
         uint32_t kind
@@ -299,6 +300,7 @@ cdef class DataPlane:
             "current_is_initiator": bool(i.current_is_initiator),
             "current_age_ns": i.current_age_ns if i.has_current else None,
             "current_send_counter": i.current_send_counter if i.has_current else None,
+            "keypairs_live": i.keypairs_live,
         }
 
     # ---- allowed IPs (the table the data plane routes with) ----

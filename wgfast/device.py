@@ -39,8 +39,9 @@ from dataclasses import dataclass
 
 from . import _native, offload
 from .config import DeviceConfig, PeerStats
-from .counters import DataplaneTotals, uapi_counters
+from .counters import DataplaneTotals, keypair_gauges, uapi_counters
 from .device_state import DeviceState, LoadTracker
+from .keypair import live_keypairs
 from .link import LinkState, LinkWatcher, follow_link, interface_index, read_link_state
 from .messages import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_TIMEOUT
 from .outputs import (
@@ -373,8 +374,10 @@ class Device:
     def get_snapshot(self) -> DeviceStatus:
         stats: dict[bytes, PeerStats] = {}
         endpoints: dict[bytes, Endpoint] = {}
+        dataplane_keypairs = 0
         for public, slot in self._slots.items():
             info = self.dataplane.peer_info(slot.id) if self.dataplane is not None else None
+            dataplane_keypairs += info["keypairs_live"] if info else 0
             peer = self.state.peers.get(public)
             stats[public] = PeerStats(
                 last_handshake_time_ns=(peer.last_handshake_time_ns or 0) if peer else 0,
@@ -394,6 +397,7 @@ class Device:
         port = self.sockets.port if self.sockets is not None else status.listen_port
         live = self.dataplane.stats() if self.dataplane is not None else None
         counters = uapi_counters(self._dataplane_totals.current(live), self.state.drops)
+        counters += keypair_gauges(live_keypairs(), dataplane_keypairs)
         return dataclasses.replace(status, listen_port=port, peers=peers, counters=counters)
 
     def apply(self, changes: ChangeSet) -> None:

@@ -18,6 +18,7 @@ authoritative copy for sealing lives in C, which zeroes its own.
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass, field
 
 from wgfast.messages import (
@@ -41,6 +42,9 @@ class Keypair:
     is_initiator: bool
     send_counter: int = 0
     valid: bool = True
+
+    def __post_init__(self) -> None:
+        _LIVE.add(self)
 
     @classmethod
     def from_transport_keys(cls, keys: TransportKeys, now: float) -> Keypair:
@@ -75,6 +79,17 @@ class Keypair:
         for buf in (self.send_key, self.receive_key):
             buf[:] = bytes(len(buf))
         self.valid = False
+
+
+# Every Keypair object not yet freed, whoever holds it: a leak shows as growth here, where the
+# peers' three slots alone could not show it (see live_keypairs).
+_LIVE: weakref.WeakSet[Keypair] = weakref.WeakSet()
+
+
+def live_keypairs() -> int:
+    """How many Keypair objects exist right now (retired ones go as soon as nothing refers to
+    them; a keypair has no reference cycles, so reference counting frees it at once)."""
+    return len(_LIVE)
 
 
 class Keypairs:
