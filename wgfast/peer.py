@@ -116,8 +116,12 @@ class Peer:
             self.handshake.local_index = None
             return []
         message = self.cookie_jar.add_macs(message, now)
-        outputs: list[Output] = [Transmit(self.public, self.endpoint, message)]
-        outputs += self.begin_session(now)
+        # The keypair first, then the response: whoever carries the outputs out in order
+        # installs the keypair before the initiator can answer the response (its confirming
+        # keepalive follows at once; reaching the data plane before the keypair, it would be
+        # dropped as an unknown index and the session would stay unconfirmed until more data).
+        outputs = self.begin_session(now)
+        outputs.append(Transmit(self.public, self.endpoint, message))
         self.timers.on_any_authenticated_packet_traversal(now)
         self.timers.on_any_authenticated_packet_sent(now)
         return outputs
