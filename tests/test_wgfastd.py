@@ -352,10 +352,39 @@ def test_wg_quick_up_and_down(daemon: Daemon, tmp_path: Path):
         assert daemon.wg("show", interface, "peers").stdout.split() == [keys["pub_a"]]
         routes = daemon.ns.run("ip", "route", "show", "dev", interface).stdout
         assert "10.78.0.0/16" in routes
+        # The link wg-quick brought up is a TUN device (on a kernel with WireGuard, wg-quick
+        # would have made a kernel one and never reached userspace), held open by wgfastd.
+        flags = daemon.ns.run("cat", f"/sys/class/net/{interface}/tun_flags", check=False)
+        assert flags.returncode == 0, f"{interface} is not a TUN device"
+        holders = _tun_holders(interface)
+        assert holders and all(b"wgfast.daemon" in cmd for cmd in holders.values()), holders
     finally:
         down = daemon.ns.run("wg-quick", "down", str(conf), env=env, check=False)
     assert down.returncode == 0, down.stderr
     assert wait_for(lambda: not os.path.exists(socket_path(interface)), 5)
+    # Nothing left behind: no link, no route, no process holding its TUN.
+    assert daemon.ns.run("ip", "link", "show", interface, check=False).returncode != 0
+    assert interface not in daemon.ns.run("ip", "route", "show", "table", "all").stdout
+    assert wait_for(lambda: not _tun_holders(interface), 5)
+
+
+def _tun_holders(interface: str) -> dict[int, bytes]:
+    """Processes with a TUN descriptor attached to `interface` (from /proc/PID/fdinfo's iff
+    line), mapped to their command lines."""
+    holders: dict[int, bytes] = {}
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            for fd in (pid_dir / "fd").iterdir():
+                if os.readlink(fd) != "/dev/net/tun":
+                    continue
+                info = (pid_dir / "fdinfo" / fd.name).read_text()
+                if f"iff:\t{interface}\n" in info:
+                    holders[int(pid_dir.name)] = (pid_dir / "cmdline").read_bytes()
+        except OSError:  # the process ended, or is not ours to look at
+            continue
+    return holders
 
 
 def test_uapi_client_against_wireguard_go(netns_pool: NetnsPool):
