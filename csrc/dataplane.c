@@ -1,9 +1,15 @@
-/* The data plane's lifecycle and loop: poll() on TUN, the UDP sockets and a wake-up eventfd, one
- * batch of each ready source per round; plus statistics. */
+/* The data plane's lifecycle and loops, plus statistics. wgf_dp_run splits the work over two
+ * threads, one per direction: the caller's thread polls the TUN and the wake-up eventfd (TUN ->
+ * UDP and the control calls' work: keepalives, staged flushes), a second thread it starts polls
+ * the UDP sockets (UDP -> TUN). Each side owns its buffers; peers and keypairs stay behind
+ * dp->lock, which neither side holds while it seals, opens or makes a system call. Only the send
+ * thread assigns counters and sends, so each peer's packets leave in counter order.
+ * wgf_dp_run_once does both directions in one poll round on the calling thread. */
 #define _GNU_SOURCE /* sendmmsg, recvmmsg */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -21,7 +27,8 @@ uint64_t wgf_dp_now_ns(void)
 
 void wgf_dp_stat_max(uint64_t *field, uint64_t v)
 {
-    /* Only the loop thread writes it, so load-compare-store is enough. */
+    /* One thread writes each maximum (send: sendmmsg_max, receive: recvmmsg_max), so
+     * load-compare-store is enough. */
     if (v > __atomic_load_n(field, __ATOMIC_RELAXED))
         __atomic_store_n(field, v, __ATOMIC_RELAXED);
 }
@@ -58,7 +65,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->udp4_fd = udp4_fd;
     dp->udp6_fd = udp6_fd;
     dp->mtu = mtu;
-    dp->wake_fd = dp->event_fd = -1;
+    dp->wake_fd = dp->event_fd = dp->rx_wake_fd = -1;
+    dp->threads = WGF_DP_THREADS_DEFAULT;
     dp->limits = (struct wgf_dp_time_limits){
         .rekey_after_time_ns = WGF_REKEY_AFTER_TIME_NS,
         .reject_after_time_ns = WGF_REJECT_AFTER_TIME_NS,
@@ -85,7 +93,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->index = wgf_index_table_new();
     dp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (dp->wake_fd < 0 || dp->event_fd < 0) {
+    dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (dp->wake_fd < 0 || dp->event_fd < 0 || dp->rx_wake_fd < 0) {
         err = -errno;
         wgf_dp_free(dp);
         return err;
@@ -143,6 +152,8 @@ void wgf_dp_free(struct wgf_dp *dp)
         close(dp->wake_fd);
     if (dp->event_fd >= 0)
         close(dp->event_fd);
+    if (dp->rx_wake_fd >= 0)
+        close(dp->rx_wake_fd);
     if (dp->queue != NULL) /* handshake messages are public, but cheap to wipe */
         wgf_memzero(dp->queue, WGF_DP_CONTROL_QUEUE * sizeof(*dp->queue));
     free(dp->queue);
@@ -153,28 +164,46 @@ void wgf_dp_free(struct wgf_dp *dp)
     free(dp);
 }
 
-void wgf_dp_stop(struct wgf_dp *dp)
+static void wake(int fd)
 {
-    __atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
     uint64_t one = 1;
-    ssize_t r = write(dp->wake_fd, &one, sizeof(one));
+    ssize_t r = write(fd, &one, sizeof(one)); /* a full counter (EAGAIN) still wakes */
     (void)r;
 }
 
-int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
+void wgf_dp_stop(struct wgf_dp *dp)
+{
+    __atomic_store_n(&dp->stop, 1, __ATOMIC_RELEASE);
+    wake(dp->wake_fd);
+    wake(dp->rx_wake_fd);
+}
+
+static bool stopping(struct wgf_dp *dp)
+{
+    return __atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(&dp->halt, __ATOMIC_ACQUIRE);
+}
+
+enum { ROUND_SEND = 1, ROUND_RECEIVE = 2 };
+
+/* One poll round over the sources of the given directions: 0, 1 if stopped, or a negative
+ * errno. The send direction owns the TUN fd and wake_fd; the receive direction the UDP sockets
+ * (and rx_wake_fd when it runs on its own). */
+static int run_round(struct wgf_dp *dp, int timeout_ms, unsigned dirs)
 {
     enum { WAKE, TUN, UDP4, UDP6 };
+    const bool send = dirs & ROUND_SEND, receive = dirs & ROUND_RECEIVE;
     struct pollfd fds[4] = {
-        {.fd = dp->wake_fd, .events = POLLIN},
-        {.fd = dp->tun_fd, .events = POLLIN},
-        {.fd = dp->udp4_fd, .events = POLLIN}, /* poll() skips negative fds */
-        {.fd = dp->udp6_fd, .events = POLLIN},
+        {.fd = send ? dp->wake_fd : dp->rx_wake_fd, .events = POLLIN},
+        {.fd = send ? dp->tun_fd : -1, .events = POLLIN}, /* poll() skips negative fds */
+        {.fd = receive ? dp->udp4_fd : -1, .events = POLLIN},
+        {.fd = receive ? dp->udp6_fd : -1, .events = POLLIN},
     };
-    if (__atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE))
+    if (stopping(dp))
         return 1;
     /* A half-split super-packet waits in our buffer, not in the TUN: poll will not say so. */
-    bool split_pending = wgf_dp_split_pending(dp);
-    if (__atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE) || split_pending)
+    bool split_pending = send && wgf_dp_split_pending(dp);
+    if ((send && __atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE)) || split_pending)
         timeout_ms = 0;
     int r = poll(fds, 4, timeout_ms);
     WGF_DP_STAT_ADD(dp, polls, 1);
@@ -182,11 +211,11 @@ int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
         return errno == EINTR ? 0 : -errno;
     if (fds[WAKE].revents & POLLIN) {
         uint64_t v;
-        ssize_t n = read(dp->wake_fd, &v, sizeof(v));
+        ssize_t n = read(fds[WAKE].fd, &v, sizeof(v));
         (void)n;
         WGF_DP_STAT_ADD(dp, wakeups, 1);
     }
-    if (__atomic_load_n(&dp->stop, __ATOMIC_ACQUIRE))
+    if (stopping(dp))
         return 1;
     /* A deleted TUN interface shows as POLLERR (then reads fail with EBADFD). */
     if (fds[TUN].revents & POLLNVAL)
@@ -195,7 +224,7 @@ int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
         return -ENODEV;
     if ((fds[UDP4].revents | fds[UDP6].revents) & POLLNVAL)
         return -EBADF;
-    if (__atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE))
+    if (send && __atomic_load_n(&dp->work_pending, __ATOMIC_ACQUIRE))
         wgf_dp_do_pending_work(dp);
     if (fds[UDP4].revents & (POLLIN | POLLERR))
         wgf_dp_receive_udp(dp, dp->udp4_fd);
@@ -206,13 +235,74 @@ int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
     return 0;
 }
 
-int wgf_dp_run(struct wgf_dp *dp)
+int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
+{
+    return run_round(dp, timeout_ms, ROUND_SEND | ROUND_RECEIVE);
+}
+
+/* Runs rounds until stopped; an error halts the other thread of the pair too. */
+static int run_loop(struct wgf_dp *dp, unsigned dirs)
 {
     for (;;) {
-        int r = wgf_dp_run_once(dp, -1);
-        if (r != 0)
-            return r > 0 ? 0 : r;
+        int r = run_round(dp, -1, dirs);
+        if (r == 0)
+            continue;
+        if (r < 0) {
+            __atomic_store_n(&dp->halt, 1, __ATOMIC_RELEASE);
+            wake(dp->wake_fd);
+            wake(dp->rx_wake_fd);
+            return r;
+        }
+        return 0;
     }
+}
+
+static void *receive_thread(void *arg)
+{
+    struct wgf_dp *dp = arg;
+    int r = run_loop(dp, ROUND_RECEIVE);
+    __atomic_store_n(&dp->rx_error, r, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+int wgf_dp_set_threads(struct wgf_dp *dp, unsigned threads)
+{
+    if (threads < 1 || threads > 2)
+        return -EINVAL;
+    dp->threads = threads; /* read by the next wgf_dp_run */
+    return 0;
+}
+
+unsigned wgf_dp_get_threads(struct wgf_dp *dp)
+{
+    return dp->threads;
+}
+
+int wgf_dp_run(struct wgf_dp *dp)
+{
+    pthread_t rx;
+    if (dp->threads < 2)
+        return run_loop(dp, ROUND_SEND | ROUND_RECEIVE);
+    uint64_t stale;
+    ssize_t n = read(dp->rx_wake_fd, &stale, sizeof(stale)); /* a previous run's halt */
+    (void)n;
+    __atomic_store_n(&dp->halt, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&dp->rx_error, 0, __ATOMIC_RELEASE);
+    /* Signals stay with the caller's threads: the receive thread starts with all blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int started = pthread_create(&rx, NULL, receive_thread, dp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started != 0)
+        return run_loop(dp, ROUND_SEND | ROUND_RECEIVE); /* one thread still works */
+    int r = run_loop(dp, ROUND_SEND);
+    __atomic_store_n(&dp->halt, 1, __ATOMIC_RELEASE);
+    wake(dp->rx_wake_fd);
+    pthread_join(rx, NULL);
+    __atomic_store_n(&dp->halt, 0, __ATOMIC_RELEASE);
+    int rx_error = __atomic_load_n(&dp->rx_error, __ATOMIC_ACQUIRE);
+    return r != 0 ? r : rx_error;
 }
 
 struct wgf_allowedips *wgf_dp_allowedips(struct wgf_dp *dp)

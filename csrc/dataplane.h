@@ -12,12 +12,14 @@
  *   control  (dataplane_control.c) the bounded queue of messages up to Python, and its eventfd.
  *   loop     (dataplane.c)         lifecycle, poll() loop, wake-ups, statistics.
  *
- * Threading. One thread runs wgf_dp_run (or calls wgf_dp_run_once); any other thread may call
- * the control functions at any time. Peers and keypairs sit behind one mutex that the loop takes
- * once per batch, never per packet, and never across a system call. Work a control call asks of
- * the loop (flush staged packets, send a keepalive) is flagged and the loop is woken through an
- * eventfd. Messages up to Python go through a bounded ring; its own eventfd (wgf_dp_event_fd) is
- * readable exactly while the ring holds messages.
+ * Threading. One thread calls wgf_dp_run, which starts a second: the caller's thread sends (TUN
+ * -> UDP, and the work control calls flag), the second receives (UDP -> TUN); or one thread
+ * calls wgf_dp_run_once for both. Any other thread may call the control functions at any time.
+ * Peers and keypairs sit behind one mutex that each direction takes a few times per batch, never
+ * per packet, never while sealing or opening (keys are copied out), never across a system call.
+ * Work a control call asks of the loop (flush staged packets, send a keepalive) is flagged and
+ * the send thread is woken through an eventfd. Messages up to Python go through a bounded ring;
+ * its own eventfd (wgf_dp_event_fd) is readable exactly while the ring holds messages.
  *
  * Times are CLOCK_MONOTONIC nanoseconds (Python's time.monotonic_ns()). Peer ids are the
  * caller's, any value but 0. The fds stay the caller's: wgf_dp_new makes them non-blocking,
@@ -81,8 +83,14 @@ union wgf_dp_endpoint {
 int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu);
 /* The loop must have returned. Zeroes every key. NULL is ignored. */
 void wgf_dp_free(struct wgf_dp *dp);
-/* Runs until wgf_dp_stop: 0 on stop, or a negative errno when the TUN fd fails (interface gone). */
+/* Runs until wgf_dp_stop: 0 on stop, or a negative errno when the TUN fd fails (interface gone).
+ * With 2 threads (the default) the caller's thread sends (TUN -> UDP) and a thread it starts
+ * receives (UDP -> TUN), so sealing and opening use two cores. */
 int wgf_dp_run(struct wgf_dp *dp);
+#define WGF_DP_THREADS_DEFAULT 2
+/* 1 or 2 threads for the next wgf_dp_run (not while it runs). 0 or -EINVAL. */
+int wgf_dp_set_threads(struct wgf_dp *dp, unsigned threads);
+unsigned wgf_dp_get_threads(struct wgf_dp *dp);
 /* One poll (waiting at most timeout_ms; -1 forever) and whatever work it found: 0, 1 if stopped,
  * or a negative errno as wgf_dp_run. For tests and callers that drive their own loop. */
 int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms);

@@ -15,6 +15,7 @@
 
 struct wgf_dp_keypair_slot {
     bool live;
+    uint64_t serial; /* unique per install (never 0): a copy of the key is checked against it */
     bool is_initiator;
     uint32_t local_index, remote_index;
     uint64_t created_ns;
@@ -49,6 +50,43 @@ struct wgf_dp_out {
     union wgf_dp_endpoint to[2][WGF_DP_BATCH];
 };
 
+/* Sealing happens outside dp->lock so that the receive thread's opening is not held up behind
+ * it. Under the lock a run reserves its counters and copies what it needs (key, index,
+ * endpoint); after the lock the send thread seals the runs in reservation order, so the wire
+ * order is the counter order. */
+struct wgf_dp_seal_run {
+    uint8_t key[WGF_AEAD_KEY_LEN];
+    uint32_t remote_index;
+    uint64_t first_counter;
+    int fam;
+    socklen_t to_len;
+    union wgf_dp_endpoint to;
+    size_t start, n; /* bufs[start..start+n) of the batch */
+};
+struct wgf_dp_seal_batch {
+    size_t n_runs, n_bufs;
+    struct wgf_dp_seal_run runs[WGF_DP_BATCH];
+    uint8_t *bufs[WGF_DP_BATCH]; /* packets at WGF_DATA_HEADER_LEN */
+    size_t lens[WGF_DP_BATCH];
+};
+
+/* Opening, likewise: under the lock each receiver index's run is checked (keypair, age, replay
+ * window) and its key copied; the open itself runs unlocked; under the lock again the run is
+ * accepted only if the keypair is still the one (serial) it was opened with. */
+struct wgf_dp_open_run {
+    uint8_t key[WGF_AEAD_KEY_LEN];
+    uint32_t peer;
+    uint8_t slot;
+    uint64_t serial;
+    size_t start, n; /* pkts[start..start+n) */
+};
+struct wgf_dp_open_batch {
+    size_t n_runs, n_pkts;
+    struct wgf_dp_open_run runs[WGF_DP_BATCH];
+    struct wgf_packet pkts[WGF_DP_BATCH];
+    size_t slot_of[WGF_DP_BATCH]; /* the rx slot each packet came from */
+};
+
 struct wgf_dp {
     int tun_fd, udp4_fd, udp6_fd;
     int wake_fd;  /* eventfd: control calls -> loop */
@@ -59,6 +97,12 @@ struct wgf_dp {
     size_t tx_buf_size, rx_buf_size;
     int stop;         /* atomic */
     int work_pending; /* atomic: some peer has flush_pending or keepalive_pending */
+    /* Two threads (wgf_dp_run): the caller's sends (TUN -> UDP, control work), a second one
+     * receives (UDP -> TUN). Each owns the buffers marked send- or receive-owned below. */
+    int rx_wake_fd; /* eventfd: stop -> receive thread */
+    int halt;       /* atomic: one thread of a wgf_dp_run pair ended; the other follows */
+    int rx_error;   /* atomic: the receive thread's fatal errno (negative), else 0 */
+    unsigned threads; /* 1: one loop does both directions; 2: receive gets its own thread */
 
     /* Everything below up to the queue is guarded by lock. */
     pthread_mutex_t lock;
@@ -66,18 +110,22 @@ struct wgf_dp {
     uint64_t rekey_on_receive_age_ns; /* reject_after - keepalive_timeout - rekey_timeout */
     struct wgf_dp_peer **peers; /* open addressing by id, linear probing */
     size_t peer_cap, peer_count;
-    uint8_t **pool;             /* free staged buffers (a stack) */
+    uint8_t **pool;             /* free staged buffers (a stack); only the send side takes */
     size_t pool_free;
+    uint64_t keypair_serial;    /* last wgf_dp_keypair_slot.serial handed out */
 
     struct wgf_allowedips *allowedips; /* own locks */
     struct wgf_index_table *index;     /* own locks */
 
-    /* Loop-owned. */
+    /* Send-owned. */
     uint8_t *buf_mem;                   /* tx buffers + pool, then rx buffers */
     uint8_t *tx_bufs[WGF_DP_BATCH];     /* buffer i's packet sits at WGF_DATA_HEADER_LEN */
-    uint8_t *rx_bufs[WGF_DP_BATCH];
     uint8_t *keepalive_bufs;            /* WGF_DP_BATCH x WGF_DATA_MIN_LEN */
     struct wgf_dp_out out;
+    struct wgf_dp_seal_batch seal;
+    /* Receive-owned (on its own cache lines: the send thread writes the fields above). */
+    uint8_t *rx_bufs[WGF_DP_BATCH] __attribute__((aligned(64)));
+    struct wgf_dp_open_batch open;
     struct mmsghdr rx_msgs[WGF_DP_BATCH];
     struct iovec rx_iov[WGF_DP_BATCH];
     union wgf_dp_endpoint rx_from[WGF_DP_BATCH];
@@ -125,8 +173,9 @@ struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(const struct wgf_dp *dp, stru
                                                    uint64_t now);
 /* Queues one NEED_HANDSHAKE event for p unless one is already out. */
 void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p);
-/* Responder's next keypair authenticated data: previous <- current <- next. */
-void wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p);
+/* Responder's next keypair authenticated data: previous <- current <- next. True when it flagged
+ * staged packets for the send side (which the caller wakes once it dropped the lock). */
+bool wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p);
 /* Moves the packet in *buf (len bytes) to p's staged queue, giving *buf a free pool buffer in
  * exchange. Pushes out the oldest staged packet when the queue or the pool is full. */
 void wgf_dp_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, uint8_t **buf, size_t len);
@@ -134,10 +183,13 @@ void wgf_dp_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, uint8_t **buf, size_
 void wgf_dp_kick(struct wgf_dp *dp);
 
 /* dataplane_send.c */
-/* Seals bufs[0..n) (packets at WGF_DATA_HEADER_LEN, lens[i] bytes) for p under kp and queues
- * them in dp->out; the caller has checked the endpoint and that out has room. Under dp->lock. */
-void wgf_dp_seal_run(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
-                     uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam);
+/* Reserves kp's next n counters for bufs[0..n) (packets at WGF_DATA_HEADER_LEN, lens[i] bytes)
+ * and adds a run to dp->seal; the caller has checked the endpoint and that the batch has room.
+ * Under dp->lock. wgf_dp_seal_flush then seals and queues them in dp->out. */
+void wgf_dp_seal_reserve(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
+                         uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam);
+/* Seals dp->seal's runs in order into dp->out, wipes their keys, empties it. Not under the lock. */
+void wgf_dp_seal_flush(struct wgf_dp *dp);
 /* Which of dp->out's arrays p's endpoint goes to: WGF_DP_FAM4/6, or -WGF_DROP_NO_ENDPOINT or
  * -WGF_DROP_NO_SOCKET. */
 int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p);

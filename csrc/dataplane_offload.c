@@ -196,7 +196,7 @@ void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t
 {
     struct wgf_dp_offload *o = dp->off;
     size_t items;
-    if (dp->offloads & WGF_DP_OFFLOAD_TUN_GRO) {
+    if (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_GRO) {
         items = wgf_tcp_coalesce(&o->gro, pkts, lens, n);
     } else {
         /* Every packet on its own (the same item form, so one write path). */
@@ -288,7 +288,8 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
 
 bool wgf_dp_gro_on(const struct wgf_dp *dp, int fd)
 {
-    if (dp->off == NULL || !(dp->offloads & WGF_DP_OFFLOAD_UDP_GRO))
+    unsigned on = __atomic_load_n(&dp->offloads, __ATOMIC_ACQUIRE);
+    if (dp->off == NULL || !(on & WGF_DP_OFFLOAD_UDP_GRO))
         return false;
     return fd == dp->udp4_fd ? dp->off->gro_fd[0] : dp->off->gro_fd[1];
 }

@@ -153,17 +153,18 @@ void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p)
         p->handshake_wanted = true;
 }
 
-void wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p)
+bool wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p)
 {
     keypair_retire(dp, p, p->previous);
     p->previous = p->current;
     p->current = p->next;
     p->next = WGF_DP_SLOT_NONE;
     wgf_dp_queue_push(dp, WGF_DP_MSG_KEYPAIR_CONFIRMED, p->id, NULL, 0, NULL);
-    if (p->staged_count > 0) {
-        p->flush_pending = true;
-        __atomic_store_n(&dp->work_pending, 1, __ATOMIC_RELEASE);
-    }
+    if (p->staged_count == 0)
+        return false;
+    p->flush_pending = true;
+    __atomic_store_n(&dp->work_pending, 1, __ATOMIC_RELEASE);
+    return true;
 }
 
 void wgf_dp_kick(struct wgf_dp *dp)
@@ -319,6 +320,7 @@ int wgf_dp_peer_install_keypair(struct wgf_dp *dp, uint32_t id, const struct wgf
     if (err == 0) {
         struct wgf_dp_keypair_slot *slot = &p->slots[s];
         slot->live = true;
+        slot->serial = ++dp->keypair_serial;
         slot->is_initiator = kp->is_initiator != 0;
         slot->local_index = kp->local_index;
         slot->remote_index = kp->remote_index;

@@ -56,27 +56,27 @@ struct accepted {
     struct wgf_dp_peer *peer;
 };
 
-/* Opens one run of data messages under the same receiver index. Under dp->lock. */
-static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_entry entry,
-                       const size_t *run, size_t m, uint64_t now, struct accepted *acc,
-                       size_t n_acc)
+/* Phase one, under dp->lock: checks one run of data messages under the same receiver index
+ * (keypair, age, replay window) and adds what may be opened to dp->open with a copy of the key. */
+static void check_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_entry entry,
+                      const size_t *run, size_t m, uint64_t now)
 {
+    struct wgf_dp_open_batch *ob = &dp->open;
     struct wgf_dp_peer *p = wgf_dp_peer_find(dp, entry.peer);
     uint32_t slot = entry.keypair;
     /* The entry was read before the lock: trust it only if the slot still holds that index. */
     if (p == NULL || slot >= WGF_DP_KEYPAIR_SLOTS || !p->slots[slot].live ||
         p->slots[slot].local_index != receiver) {
         WGF_DP_DROP(dp, WGF_DROP_UNKNOWN_INDEX, m); /* stale entry or no entry at all */
-        return n_acc;
+        return;
     }
     struct wgf_dp_keypair_slot *kp = &p->slots[slot];
     if (wgf_dp_age(now, kp->created_ns) >= dp->limits.reject_after_time_ns) {
         WGF_DP_DROP(dp, WGF_DROP_KEYPAIR_EXPIRED, m);
-        return n_acc;
+        return;
     }
-
-    struct wgf_packet pkts[WGF_DP_BATCH];
-    size_t which[WGF_DP_BATCH], k = 0;
+    struct wgf_dp_open_run *or = &ob->runs[ob->n_runs];
+    or->start = ob->n_pkts;
     for (size_t r = 0; r < m; r++) {
         size_t i = run[r];
         uint64_t counter = wgf_get_le64(dp->rx_bufs[i] + 8);
@@ -84,43 +84,65 @@ static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_en
             WGF_DP_DROP(dp, WGF_DROP_REPLAY, 1);
             continue;
         }
-        pkts[k].data = dp->rx_bufs[i] + WGF_DATA_HEADER_LEN;
-        pkts[k].len = dp->rx_msgs[i].msg_len - WGF_DATA_HEADER_LEN;
-        pkts[k].counter = counter;
-        pkts[k].result = -1;
-        which[k++] = i;
+        struct wgf_packet *pkt = &ob->pkts[ob->n_pkts];
+        pkt->data = dp->rx_bufs[i] + WGF_DATA_HEADER_LEN;
+        pkt->len = dp->rx_msgs[i].msg_len - WGF_DATA_HEADER_LEN;
+        pkt->counter = counter;
+        pkt->result = -1;
+        ob->slot_of[ob->n_pkts++] = i;
     }
-    if (k == 0)
-        return n_acc;
-    wgf_aead_open_batch(pkts, k, kp->receive_key);
+    or->n = ob->n_pkts - or->start;
+    if (or->n == 0)
+        return;
+    memcpy(or->key, kp->receive_key, WGF_AEAD_KEY_LEN);
+    or->peer = p->id;
+    or->slot = (uint8_t)slot;
+    or->serial = kp->serial;
+    ob->n_runs++;
+}
 
-    for (size_t r = 0; r < k; r++) {
-        size_t i = which[r];
-        if (pkts[r].result != 0) {
+/* Phase three, under dp->lock: takes an opened run's results into its keypair, if that keypair
+ * is still the one the key was copied from (a control call may have retired it meanwhile). Sets
+ * *kick when staged packets now wait for the send side. */
+static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, uint64_t now,
+                         struct accepted *acc, size_t n_acc, bool *kick)
+{
+    struct wgf_dp_open_batch *ob = &dp->open;
+    struct wgf_dp_peer *p = wgf_dp_peer_find(dp, or->peer);
+    if (p == NULL || !p->slots[or->slot].live || p->slots[or->slot].serial != or->serial) {
+        WGF_DP_DROP(dp, WGF_DROP_UNKNOWN_INDEX, or->n);
+        return n_acc;
+    }
+    uint8_t slot = or->slot;
+    struct wgf_dp_keypair_slot *kp = &p->slots[slot];
+    /* Counted once per run: the send thread's counters share these cache lines. */
+    uint64_t packets = 0, bytes = 0, keepalives = 0;
+    for (size_t r = or->start; r < or->start + or->n; r++) {
+        const struct wgf_packet *pkt = &ob->pkts[r];
+        size_t i = ob->slot_of[r];
+        if (pkt->result != 0) {
             WGF_DP_DROP(dp, WGF_DROP_AUTH, 1);
             continue;
         }
         /* Authoritative: a duplicate inside this very run fails here. */
-        if (wgf_replay_update(&kp->replay, pkts[r].counter) != 0) {
+        if (wgf_replay_update(&kp->replay, pkt->counter) != 0) {
             WGF_DP_DROP(dp, WGF_DROP_REPLAY, 1);
             continue;
         }
         if (slot == p->next)
-            wgf_dp_promote_next(dp, p);
+            *kick |= wgf_dp_promote_next(dp, p);
         /* Roaming: the latest authenticated source is where the peer is now. */
         memcpy(&p->endpoint, &dp->rx_from[i], sizeof(p->endpoint));
-        p->rx_bytes += dp->rx_msgs[i].msg_len;
-        p->rx_packets++;
         p->last_received_ns = now;
-        WGF_DP_STAT_ADD(dp, rx_packets, 1);
-        WGF_DP_STAT_ADD(dp, rx_bytes, dp->rx_msgs[i].msg_len);
+        packets++;
+        bytes += dp->rx_msgs[i].msg_len;
 
-        size_t plain = pkts[r].len - WGF_AEAD_TAG_LEN;
+        size_t plain = pkt->len - WGF_AEAD_TAG_LEN;
         if (plain == 0) {
-            WGF_DP_STAT_ADD(dp, keepalives_received, 1);
+            keepalives++;
             continue;
         }
-        size_t ip_len = inner_ip_len(pkts[r].data, plain);
+        size_t ip_len = inner_ip_len(pkt->data, plain);
         if (ip_len == 0) {
             WGF_DP_DROP(dp, WGF_DROP_INNER_HEADER, 1);
             continue;
@@ -130,6 +152,12 @@ static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_en
         acc[n_acc].peer = p;
         n_acc++;
     }
+    p->rx_bytes += bytes;
+    p->rx_packets += packets;
+    WGF_DP_STAT_ADD(dp, rx_packets, packets);
+    WGF_DP_STAT_ADD(dp, rx_bytes, bytes);
+    if (keepalives > 0)
+        WGF_DP_STAT_ADD(dp, keepalives_received, keepalives);
     /* An initiator whose keypair nears REJECT_AFTER_TIME rekeys before it is too late. */
     if (p->current == slot && kp->is_initiator &&
         wgf_dp_age(now, kp->created_ns) >= dp->rekey_on_receive_age_ns)
@@ -139,10 +167,11 @@ static size_t open_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_en
 
 static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
 {
+    struct wgf_dp_open_batch *ob = &dp->open;
     uint32_t receivers[WGF_DP_BATCH];
     struct wgf_index_entry entries[WGF_DP_BATCH];
     struct accepted acc[WGF_DP_BATCH];
-    bool done[WGF_DP_BATCH];
+    bool done[WGF_DP_BATCH], kick = false;
     size_t run[WGF_DP_BATCH], n_acc = 0;
     const uint8_t *ips[WGF_DP_BATCH];
     size_t ip_lens[WGF_DP_BATCH];
@@ -157,6 +186,7 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
     }
     wgf_index_table_lookup_batch(dp->index, receivers, entries, nd);
 
+    ob->n_runs = ob->n_pkts = 0;
     pthread_mutex_lock(&dp->lock);
     uint64_t now = wgf_dp_now_ns();
     for (size_t d = 0; d < nd; d++) {
@@ -170,8 +200,21 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
                 run[m++] = data[e];
             }
         }
-        n_acc = open_run(dp, receivers[d], entries[d], run, m, now, acc, n_acc);
+        check_run(dp, receivers[d], entries[d], run, m, now);
     }
+    pthread_mutex_unlock(&dp->lock);
+    if (ob->n_runs == 0)
+        return;
+
+    /* The expensive part runs unlocked, so the send thread seals meanwhile. */
+    for (size_t r = 0; r < ob->n_runs; r++) {
+        wgf_aead_open_batch(&ob->pkts[ob->runs[r].start], ob->runs[r].n, ob->runs[r].key);
+        wgf_memzero(ob->runs[r].key, sizeof(ob->runs[r].key));
+    }
+
+    pthread_mutex_lock(&dp->lock);
+    for (size_t r = 0; r < ob->n_runs; r++)
+        n_acc = accept_run(dp, &ob->runs[r], now, acc, n_acc, &kick);
 
     /* Cryptokey routing on the way in: the inner source must be one of the sender's IPs. */
     for (size_t a = 0; a < n_acc; a++) {
@@ -190,8 +233,10 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
         acc[n_out++] = acc[a];
     }
     pthread_mutex_unlock(&dp->lock);
+    if (kick)
+        wgf_dp_kick(dp);
 
-    if (dp->off != NULL && (dp->offloads & WGF_DP_OFFLOAD_TUN_VNET)) {
+    if (dp->off != NULL && (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET)) {
         uint8_t *pkts[WGF_DP_BATCH];
         size_t lens[WGF_DP_BATCH];
         for (size_t a = 0; a < n_out; a++) {

@@ -50,43 +50,26 @@ static socklen_t endpoint_for(const struct wgf_dp_peer *p, int fam, union wgf_dp
     return sizeof(to->in6);
 }
 
-void wgf_dp_seal_run(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
-                     uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam)
+void wgf_dp_seal_reserve(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_keypair_slot *kp,
+                         uint8_t *const *bufs, const size_t *lens, size_t n, uint64_t now, int fam)
 {
-    struct wgf_packet pkts[WGF_DP_BATCH];
-    struct wgf_dp_out *out = &dp->out;
-    union wgf_dp_endpoint to;
-    socklen_t to_len = endpoint_for(p, fam, &to);
+    struct wgf_dp_seal_batch *sb = &dp->seal;
+    struct wgf_dp_seal_run *run = &sb->runs[sb->n_runs++];
     uint64_t bytes = 0, keepalives = 0;
 
+    memcpy(run->key, kp->send_key, WGF_AEAD_KEY_LEN);
+    run->remote_index = kp->remote_index;
+    run->first_counter = kp->send_counter;
+    kp->send_counter += n;
+    run->fam = fam;
+    run->to_len = endpoint_for(p, fam, &run->to);
+    run->start = sb->n_bufs;
+    run->n = n;
     for (size_t i = 0; i < n; i++) {
-        uint8_t *b = bufs[i];
-        size_t padded = padded_len(lens[i], dp->mtu);
-        memset(b + WGF_DATA_HEADER_LEN + lens[i], 0, padded - lens[i]);
-        b[0] = WGF_MSG_DATA;
-        b[1] = b[2] = b[3] = 0;
-        wgf_put_le32(b + 4, kp->remote_index);
-        wgf_put_le64(b + 8, kp->send_counter);
-        pkts[i].data = b + WGF_DATA_HEADER_LEN;
-        pkts[i].len = padded;
-        pkts[i].counter = kp->send_counter++;
-        pkts[i].result = 0;
+        sb->bufs[sb->n_bufs] = bufs[i];
+        sb->lens[sb->n_bufs++] = lens[i];
+        bytes += WGF_DATA_HEADER_LEN + padded_len(lens[i], dp->mtu) + WGF_AEAD_TAG_LEN;
         keepalives += lens[i] == 0;
-    }
-    wgf_aead_seal_batch(pkts, n, kp->send_key);
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned k = out->n[fam]++;
-        size_t size = WGF_DATA_HEADER_LEN + pkts[i].len + WGF_AEAD_TAG_LEN;
-        out->to[fam][k] = to;
-        out->iov[fam][k].iov_base = bufs[i];
-        out->iov[fam][k].iov_len = size;
-        memset(&out->msgs[fam][k], 0, sizeof(out->msgs[fam][k]));
-        out->msgs[fam][k].msg_hdr.msg_name = &out->to[fam][k];
-        out->msgs[fam][k].msg_hdr.msg_namelen = to_len;
-        out->msgs[fam][k].msg_hdr.msg_iov = &out->iov[fam][k];
-        out->msgs[fam][k].msg_hdr.msg_iovlen = 1;
-        bytes += size;
     }
     p->tx_bytes += bytes;
     p->tx_packets += n;
@@ -94,6 +77,51 @@ void wgf_dp_seal_run(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp_key
     WGF_DP_STAT_ADD(dp, tx_packets, n);
     WGF_DP_STAT_ADD(dp, tx_bytes, bytes);
     WGF_DP_STAT_ADD(dp, keepalives_sent, keepalives);
+}
+
+static void seal_one_run(struct wgf_dp *dp, struct wgf_dp_seal_run *run)
+{
+    struct wgf_packet pkts[WGF_DP_BATCH];
+    struct wgf_dp_out *out = &dp->out;
+    uint8_t *const *bufs = &dp->seal.bufs[run->start];
+    const size_t *lens = &dp->seal.lens[run->start];
+    int fam = run->fam;
+
+    for (size_t i = 0; i < run->n; i++) {
+        uint8_t *b = bufs[i];
+        size_t padded = padded_len(lens[i], dp->mtu);
+        uint64_t counter = run->first_counter + i;
+        memset(b + WGF_DATA_HEADER_LEN + lens[i], 0, padded - lens[i]);
+        b[0] = WGF_MSG_DATA;
+        b[1] = b[2] = b[3] = 0;
+        wgf_put_le32(b + 4, run->remote_index);
+        wgf_put_le64(b + 8, counter);
+        pkts[i].data = b + WGF_DATA_HEADER_LEN;
+        pkts[i].len = padded;
+        pkts[i].counter = counter;
+        pkts[i].result = 0;
+    }
+    wgf_aead_seal_batch(pkts, run->n, run->key);
+    wgf_memzero(run->key, sizeof(run->key));
+
+    for (size_t i = 0; i < run->n; i++) {
+        unsigned k = out->n[fam]++;
+        out->to[fam][k] = run->to;
+        out->iov[fam][k].iov_base = bufs[i];
+        out->iov[fam][k].iov_len = WGF_DATA_HEADER_LEN + pkts[i].len + WGF_AEAD_TAG_LEN;
+        memset(&out->msgs[fam][k], 0, sizeof(out->msgs[fam][k]));
+        out->msgs[fam][k].msg_hdr.msg_name = &out->to[fam][k];
+        out->msgs[fam][k].msg_hdr.msg_namelen = run->to_len;
+        out->msgs[fam][k].msg_hdr.msg_iov = &out->iov[fam][k];
+        out->msgs[fam][k].msg_hdr.msg_iovlen = 1;
+    }
+}
+
+void wgf_dp_seal_flush(struct wgf_dp *dp)
+{
+    for (size_t r = 0; r < dp->seal.n_runs; r++)
+        seal_one_run(dp, &dp->seal.runs[r]);
+    dp->seal.n_runs = dp->seal.n_bufs = 0;
 }
 
 void wgf_dp_transmit(struct wgf_dp *dp)
@@ -149,7 +177,7 @@ static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t
             bufs[k] = dp->tx_bufs[idx[k]];
             run_lens[k] = lens[idx[k]];
         }
-        wgf_dp_seal_run(dp, p, kp, bufs, run_lens, sealed, now, fam);
+        wgf_dp_seal_reserve(dp, p, kp, bufs, run_lens, sealed, now, fam);
         if (kp->send_counter >= WGF_REKEY_AFTER_MESSAGES ||
             (kp->is_initiator &&
              wgf_dp_age(now, kp->created_ns) >= dp->limits.rekey_after_time_ns))
@@ -203,6 +231,7 @@ static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
             send_or_stage(dp, p, idx, m, lens, now);
     }
     pthread_mutex_unlock(&dp->lock);
+    wgf_dp_seal_flush(dp);
     wgf_dp_transmit(dp);
 }
 
@@ -212,7 +241,7 @@ int wgf_dp_send_from_tun(struct wgf_dp *dp)
     size_t n = 0, cap = dp->tx_buf_size - WGF_DATA_HEADER_LEN - WGF_AEAD_TAG_LEN;
     int err = 0;
 
-    if (dp->off != NULL && (dp->offloads & WGF_DP_OFFLOAD_TUN_VNET)) {
+    if (dp->off != NULL && (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET)) {
         err = wgf_dp_tun_read_vnet(dp, lens, &n);
         if (n > 0)
             route_and_send(dp, n, lens);
@@ -248,8 +277,9 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
     bool more = true;
 
     __atomic_store_n(&dp->work_pending, 0, __ATOMIC_SEQ_CST);
-    /* Rounds of at most WGF_DP_BATCH datagrams, so dp->out never overflows; pool buffers given
-     * back after sealing are not reused before wgf_dp_transmit, as only this thread stages. */
+    /* Rounds of at most WGF_DP_BATCH datagrams, so dp->out never overflows. Staged buffers go
+     * back to the pool before they are sealed (after the lock): they are not reused before
+     * wgf_dp_transmit, as only this (the send) thread takes from the pool. */
     while (more) {
         size_t room = WGF_DP_BATCH, keepalives = 0;
         more = false;
@@ -269,7 +299,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                     WGF_DP_DROP(dp, -fam, 1);
                 } else {
                     uint8_t *buf = dp->keepalive_bufs + keepalives++ * WGF_DATA_MIN_LEN;
-                    wgf_dp_seal_run(dp, p, kp, &buf, &zero_len, 1, now, fam);
+                    wgf_dp_seal_reserve(dp, p, kp, &buf, &zero_len, 1, now, fam);
                     room--;
                 }
             }
@@ -293,7 +323,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                         p->staged_count--;
                         k++;
                     }
-                    wgf_dp_seal_run(dp, p, kp, bufs, lens, k, now, fam);
+                    wgf_dp_seal_reserve(dp, p, kp, bufs, lens, k, now, fam);
                     for (size_t j = 0; j < k; j++)
                         dp->pool[dp->pool_free++] = bufs[j];
                     room -= k;
@@ -306,6 +336,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                 more = true;
         }
         pthread_mutex_unlock(&dp->lock);
+        wgf_dp_seal_flush(dp);
         wgf_dp_transmit(dp);
     }
 }

@@ -66,6 +66,9 @@ cdef extern from "dataplane.h" nogil:
     unsigned WGF_DP_OFFLOAD_UDP_GSO, WGF_DP_OFFLOAD_UDP_GRO, WGF_DP_OFFLOAD_TUN_USO
     int wgf_dp_set_offloads(wgf_dp *dp, unsigned flags)
     unsigned wgf_dp_get_offloads(wgf_dp *dp)
+    int WGF_DP_THREADS_DEFAULT
+    int wgf_dp_set_threads(wgf_dp *dp, unsigned threads)
+    unsigned wgf_dp_get_threads(wgf_dp *dp)
     int wgf_dp_set_time_limits(wgf_dp *dp, const wgf_dp_time_limits *limits)
     void wgf_dp_get_time_limits(wgf_dp *dp, wgf_dp_time_limits *out)
     void wgf_dp_free(wgf_dp *dp)
@@ -97,6 +100,7 @@ DP_BATCH = WGF_DP_BATCH
 DP_STAGED_MAX = WGF_DP_STAGED_MAX
 # Offload flags (dataplane.h); TUN_USO is reported, never asked for.
 DP_OFFLOAD_TUN_VNET = WGF_DP_OFFLOAD_TUN_VNET
+DP_THREADS_DEFAULT = WGF_DP_THREADS_DEFAULT
 DP_OFFLOAD_TUN_TSO = WGF_DP_OFFLOAD_TUN_TSO
 DP_OFFLOAD_TUN_GRO = WGF_DP_OFFLOAD_TUN_GRO
 DP_OFFLOAD_UDP_GSO = WGF_DP_OFFLOAD_UDP_GSO
@@ -209,6 +213,19 @@ cdef class DataPlane:
         if self.running:
             raise RuntimeError("set_offloads() while the data plane runs")
         return _dp_check(wgf_dp_set_offloads(self._live(), flags), "offloads")
+
+    @property
+    def threads(self) -> int:
+        """Threads run() uses: 2 (send and receive each on their own) or 1 (one loop)."""
+        return wgf_dp_get_threads(self._live())
+
+    @threads.setter
+    def threads(self, int value) -> None:
+        if self.running:
+            raise RuntimeError("threads changed while the data plane runs")
+        if value not in (1, 2):
+            raise ValueError(f"the data plane runs on 1 or 2 threads, not {value}")
+        _dp_check(wgf_dp_set_threads(self._live(), value), "threads")
 
     @property
     def offloads(self) -> int:

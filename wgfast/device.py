@@ -83,6 +83,20 @@ def dataplane_time_limits() -> dict[str, int]:
     }
 
 
+THREADS_ENV_VAR = "WGFAST_DATAPLANE_THREADS"
+
+
+def dataplane_threads(environ: dict[str, str] | None = None) -> int:
+    """Threads for the data plane: WGFAST_DATAPLANE_THREADS=1 runs both directions in one loop;
+    2 (the default) gives receiving its own thread, so sealing and opening use two cores."""
+    value = (os.environ if environ is None else environ).get(THREADS_ENV_VAR, "").strip()
+    if not value:
+        return 2
+    if value not in ("1", "2"):
+        raise ValueError(f"{THREADS_ENV_VAR} must be 1 or 2, not {value!r}")
+    return int(value)
+
+
 @dataclass
 class _PeerSlot:
     """A configured peer as the data plane knows it, and what the timers were last told."""
@@ -262,6 +276,7 @@ class Device:
             # Offloads (issue 7): what WGFAST_OFFLOAD asks and the kernel grants.
             granted = dataplane.set_offloads(offload.dataplane_flags(self.tun.vnet_hdr))
             log.info("data plane offloads: %s", offload.describe(granted))
+            dataplane.threads = dataplane_threads()
         except (OSError, ValueError) as exc:
             log.error("cannot bring the device up: data plane: %s", exc)
             sockets.close()
