@@ -13,6 +13,7 @@ from typing import Any
 from wgfast import keys
 from wgfast.api import DeviceState, Peer
 from wgfast.uapi import SOCKET_DIRECTORY
+from wgfast.wgquick import peer_section
 
 _UNITS = (("year", 365 * 24 * 3600), ("day", 24 * 3600), ("hour", 3600), ("minute", 60),
           ("second", 1))  # fmt: skip
@@ -90,15 +91,8 @@ def format_showconf(state: DeviceState) -> str:
     if state.private_key is not None:
         out.append(f"PrivateKey = {keys.to_base64(state.private_key)}")
     for peer in state.peers:
-        out += ["", "[Peer]", f"PublicKey = {peer.public_key_base64}"]
-        if peer.preshared_key is not None:
-            out.append(f"PresharedKey = {keys.to_base64(peer.preshared_key)}")
-        if peer.allowed_ips:
-            out.append(f"AllowedIPs = {', '.join(str(n) for n in peer.allowed_ips)}")
-        if peer.endpoint is not None:
-            out.append(f"Endpoint = {peer.endpoint}")
-        if peer.persistent_keepalive:
-            out.append(f"PersistentKeepalive = {peer.persistent_keepalive}")
+        out += peer_section(peer.public_key_base64, peer.preshared_key, peer.allowed_ips,
+                            peer.endpoint, peer.persistent_keepalive)
     return "\n".join(out) + "\n"
 
 

@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -463,13 +464,23 @@ def format_config(config: QuickConfig) -> str:
     if iface.private_key is not None:
         out.append(f"PrivateKey = {keys.to_base64(iface.private_key)}")
     for peer in config.peers:
-        out += ["", "[Peer]", f"PublicKey = {keys.to_base64(peer.public_key)}"]
-        if peer.preshared_key is not None:
-            out.append(f"PresharedKey = {keys.to_base64(peer.preshared_key)}")
-        if peer.allowed_ips:
-            out.append(f"AllowedIPs = {', '.join(str(n) for n in peer.allowed_ips)}")
-        if peer.endpoint is not None:
-            out.append(f"Endpoint = {peer.endpoint}")
-        if peer.persistent_keepalive:
-            out.append(f"PersistentKeepalive = {peer.persistent_keepalive}")
+        out += peer_section(keys.to_base64(peer.public_key), peer.preshared_key,
+                            peer.allowed_ips, peer.endpoint, peer.persistent_keepalive)
     return "\n".join(out) + "\n"
+
+
+def peer_section(public_key_base64: str, preshared_key: bytes | None, allowed_ips: Iterable,
+                 endpoint: object, persistent_keepalive: int | None) -> list[str]:
+    """A `[Peer]` section's lines (with the blank line before it), in wg showconf's order; the
+    config writer here and `wgfast showconf` share it."""
+    out = ["", "[Peer]", f"PublicKey = {public_key_base64}"]
+    if preshared_key is not None:
+        out.append(f"PresharedKey = {keys.to_base64(preshared_key)}")
+    networks = ", ".join(str(n) for n in allowed_ips)
+    if networks:
+        out.append(f"AllowedIPs = {networks}")
+    if endpoint is not None:
+        out.append(f"Endpoint = {endpoint}")
+    if persistent_keepalive:
+        out.append(f"PersistentKeepalive = {persistent_keepalive}")
+    return out
