@@ -207,6 +207,21 @@ def test_table_off_and_hooks(ns, tmp_path, config_keys):
     assert snapshot(ns) == before
 
 
+
+def test_dns_without_resolvconf_warns_and_comes_up(ns, tmp_path, config_keys):
+    if shutil.which("resolvconf"):
+        pytest.skip("resolvconf is installed: DNS= would really be applied")
+    name = unique_name("wgd")
+    path = write_config(tmp_path, name, make_config(
+        config_keys, extra_interface="DNS = 10.61.0.53, example.internal\nTable = off"))
+    before = snapshot(ns)
+    result = wgfast(ns, "up", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "DNS= is ignored" in result.stderr and "resolvconf" in result.stderr
+    assert wgfast(ns, "down", name).returncode == 0
+    assert snapshot(ns) == before
+
+
 def test_errors_a_person_can_act_on(ns, tmp_path, config_keys):
     name = unique_name("wge")
     bad = write_config(tmp_path, name, "[Interface]\nListenPort = 99999\n")

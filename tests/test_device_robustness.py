@@ -235,3 +235,74 @@ def test_wgfastd_roams_mid_transfer_and_wireguard_go_follows(netns_pool: NetnsPo
     assert digest == hashlib.sha256(payload).hexdigest()
     assert wait_for(lambda: dump_peer(b)[2] == f"{NEW_OUTER}:{a.port}", 5), dump_peer(b)
     ping(b, a.inner4)  # wireguard-go's replies reach wgfastd at its new address
+
+
+# Captures the transport data messages its own namespace sends to argv[1]:argv[2] (an ETH_P_ALL
+# packet socket sees outgoing packets too) for at most argv[3] seconds, then sends each captured
+# message argv[4] more times from a new socket (another source port): replays of authentic
+# packets.
+REPLAY = """
+import socket, struct, sys, time
+host, port, seconds, copies = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(3))  # ETH_P_ALL
+cap.settimeout(0.2)
+captured = []
+print("capturing", flush=True)
+deadline = time.monotonic() + seconds
+while time.monotonic() < deadline and len(captured) < 40:
+    try:
+        pkt = cap.recv(65535)
+    except socket.timeout:
+        continue
+    ihl = (pkt[0] & 15) * 4
+    if pkt[0] >> 4 != 4 or pkt[9] != 17 or socket.inet_ntoa(pkt[16:20]) != host:
+        continue
+    if struct.unpack("!H", pkt[ihl + 2:ihl + 4])[0] != port:
+        continue
+    payload = pkt[ihl + 8:]
+    if payload[:1] == b"\\x04" and len(payload) >= 32:
+        captured.append(payload)
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent = 0
+for _ in range(copies):
+    for p in captured:
+        sock.sendto(p, (host, port))
+        sent += 1
+    time.sleep(0.002)
+print(f"captured={len(captured)} sent={sent}", flush=True)
+"""
+REPLAY_COPIES = 50
+
+
+def test_replayed_data_packets_are_dropped_and_do_not_move_the_endpoint(
+    netns_pool: NetnsPool, tmp_path: Path
+):
+    a, b = make_pair(netns_pool, ("wgfastd", "wireguard-go"), tmp_path, psk=True, outer=4)
+    first_ping(a, b.inner4)
+    endpoint_before = dump_peer(a)[2]
+    assert endpoint_before == f"{b.outer4}:{b.port}"
+    counters_before = wgfast_counters(a)
+    replayer = b.ns.popen(sys.executable, "-c", REPLAY, a.outer4, str(a.port), "3",
+                          str(REPLAY_COPIES), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert replayer.stdout is not None
+        assert replayer.stdout.readline().strip() == "capturing"
+        ping(b, a.inner4, count=5)  # wireguard-go seals these: authentic packets to replay
+        out, _ = replayer.communicate(timeout=60)
+    finally:
+        if replayer.poll() is None:
+            replayer.kill()
+            replayer.wait()
+    stats = dict(item.split("=") for item in out.split())
+    captured, sent = int(stats["captured"]), int(stats["sent"])
+    assert captured >= 5 and sent == captured * REPLAY_COPIES, stats
+    assert wait_for(lambda: _delta(wgfast_counters(a), counters_before, "wgfast_drop_")
+                    .get("replay", 0) >= sent, 5), _delta(wgfast_counters(a), counters_before,
+                                                          "wgfast_drop_")  # fmt: skip
+    drops = _delta(wgfast_counters(a), counters_before, "wgfast_drop_")
+    assert drops.get("auth", 0) == 0, drops  # authentic packets: the replay window, not the tag
+    # Replays came from another source port, yet the endpoint did not roam to them.
+    assert dump_peer(a)[2] == endpoint_before
+    assert _daemon_alive(a)
+    ping(a, b.inner4)
+    ping(b, a.inner4)

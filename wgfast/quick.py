@@ -283,8 +283,8 @@ def up(config_or_name: str, netns: str | None = None) -> Journal:
                                  "this namespace's resolver): remove DNS= or set up "
                                  f"/etc/netns/{netns}/resolv.conf yourself")
             if shutil.which("resolvconf") is None:
-                raise QuickError("DNS= needs the `resolvconf` command, which is not installed "
-                                 "(install openresolv or resolvconf, or remove DNS=)")
+                log.warning("warning: DNS= is ignored: the `resolvconf` command is not installed "
+                            "(install openresolv or resolvconf for it to take effect)")
         journal = Journal(name, os.path.abspath(path), state_path(name),
                           pre_down=config.interface.pre_down,
                           post_down=config.interface.post_down,
@@ -358,7 +358,7 @@ def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, nets: _N
     net.ipr.link("set", index=index, mtu=mtu, state="up")
     journal.record("link", index=index, mtu_before=before.get("IFLA_MTU"),
                    was_up=bool(before["flags"] & 1))
-    if iface.dns_servers or iface.dns_search:
+    if (iface.dns_servers or iface.dns_search) and shutil.which("resolvconf") is not None:
         _set_dns(name, iface, journal)
     prefixes = sorted({n for p in config.peers for n in p.allowed_ips},
                       key=lambda n: (n.prefixlen, n.version, str(n)), reverse=True)
