@@ -58,7 +58,9 @@
 #define WGF_DATA_MIN_LEN (WGF_DATA_HEADER_LEN + WGF_AEAD_TAG_LEN) /* a keepalive */
 #define WGF_MESSAGE_PADDING_MULTIPLE 16
 
-#define WGF_DP_BATCH 128          /* packets per TUN drain, recvmmsg and sendmmsg */
+#ifndef WGF_DP_BATCH /* a build may override it (-DWGF_DP_BATCH=N) to measure other sizes */
+#define WGF_DP_BATCH 128 /* packets per TUN drain, recvmmsg and sendmmsg */
+#endif
 #define WGF_DP_STAGED_MAX 128     /* staged packets per peer waiting for a keypair */
 #define WGF_DP_STAGED_POOL 1024   /* staged buffers shared by all peers */
 #define WGF_DP_CONTROL_QUEUE 1024 /* messages waiting for Python */
