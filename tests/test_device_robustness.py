@@ -31,6 +31,7 @@ from netns import NetnsPool, wait_for
 from test_interop import (
     OUTER4,
     PACKAGE_ROOT,
+    SINK,
     TRANSFER_BYTES,
     Side,
     dump_peer,
@@ -170,19 +171,6 @@ with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as co
         time.sleep(0.01)
 """
 
-SINK = """
-import hashlib, socket, sys
-srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
-srv.settimeout(30)
-print("listening", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(30)
-digest, total = hashlib.sha256(), 0
-while chunk := conn.recv(1 << 16):
-    digest.update(chunk)
-    total += len(chunk)
-print(total, digest.hexdigest(), flush=True)
-"""
 
 ROAM_BYTES = 12 * 1024 * 1024
 ROAM_PORT = 5303

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 from netns import NetnsPool
-from test_interop import first_ping, make_pair
+from test_interop import SINK, first_ping, make_pair
 
 from wgfast.messages import TEST_TIME_SCALE_ENV
 
@@ -31,20 +31,6 @@ TRANSFER_SECONDS = 3.2 * REKEY_AFTER_TIME_SCALED
 TRANSFER_BYTES = 24 * 1024 * 1024
 TRANSFER_PORT = 5311
 
-# Receives one TCP stream to its end and prints its length and SHA-256.
-SINK = """
-import hashlib, socket, sys
-srv = socket.create_server((sys.argv[1], int(sys.argv[2])))
-srv.settimeout(30)
-print("listening", flush=True)
-conn, _ = srv.accept()
-conn.settimeout(30)
-digest, total = hashlib.sha256(), 0
-while chunk := conn.recv(1 << 16):
-    digest.update(chunk)
-    total += len(chunk)
-print(total, digest.hexdigest(), flush=True)
-"""
 
 # Sends a file over one TCP connection, spread evenly over argv[4] seconds.
 PACED_SOURCE = """
