@@ -12,13 +12,13 @@ carry the pid and a random suffix, so parallel test runs do not collide.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+
+from wgfast.testbed import stop_processes
 
 IP = "ip"
 
@@ -114,27 +114,9 @@ class NetnsPool:
         self.close()
 
 
-def _kill_all(ns: Netns, grace: float = 2.0) -> None:
+def _kill_all(ns: Netns) -> None:
     """Stop every process inside `ns` (all were started by the test): TERM, then KILL."""
-    pids = ns.pids()
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while pids and time.monotonic() < deadline:
-        time.sleep(0.05)
-        pids = [p for p in ns.pids() if _alive(p)]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    stop_processes(ns.pids)
 
 
 def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02) -> bool:

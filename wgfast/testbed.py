@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wgfast import keys
@@ -146,6 +147,30 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def stop_processes(list_pids: Callable[[], list[int]],
+                   grace: float = STOP_GRACE_SECONDS) -> list[int]:
+    """Stops every process `list_pids()` names (a namespace's): TERM, then KILL after `grace`
+    seconds, then waits (bounded) until they are really gone, so the namespace, kept alive by
+    its last process, goes away with `ip netns del`. Returns any that survived."""
+    pids = list_pids()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = [p for p in list_pids() if _alive(p)]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously.
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pids = [p for p in pids if _alive(p)]
+    return pids
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -222,25 +247,9 @@ class Testbed:
 
     @staticmethod
     def _stop_processes(host: Host) -> None:
-        pids = host.pids()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.05)
-            pids = [p for p in host.pids() if _alive(p)]
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        # SIGKILL is delivered asynchronously: wait (bounded) until they are really gone, so
-        # the namespace (kept alive by its last process) goes away with `ip netns del`.
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while pids and time.monotonic() < deadline:
-            time.sleep(0.02)
-            pids = [p for p in pids if _alive(p)]
-        if pids:
-            log.warning("processes %s in %s survived SIGKILL", pids, host.namespace)
+        survivors = stop_processes(host.pids)
+        if survivors:
+            log.warning("processes %s in %s survived SIGKILL", survivors, host.namespace)
 
     def leftovers(self) -> list[str]:
         """Anything of this testbed still present: namespaces, interfaces, sockets, processes."""
