@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import itertools
 
-from wgfast.device_state import DeviceState
-from wgfast.outputs import Transmit
+from wgfast.protocol.device_state import DeviceState
+from wgfast.protocol.outputs import Transmit
 
 A_ADDR = ("192.0.2.1", 51820)
 B_ADDR = ("198.51.100.2", 51820)

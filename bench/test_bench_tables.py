@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from wgfast import _native as native
+from wgfast.bench import _cbench
 
 PREFIXES = 100_000
 BATCH = 128
@@ -30,8 +30,8 @@ def random_prefixes(version: int, n: int, seed: int) -> list[tuple[bytes, int]]:
 def test_insert_100k(benchmark, version):
     prefixes = random_prefixes(version, PREFIXES, seed=version)
 
-    def build() -> native.AllowedIPs:
-        table = native.AllowedIPs()
+    def build() -> _cbench.AllowedIPs:
+        table = _cbench.AllowedIPs()
         for i, prefix in enumerate(prefixes):
             table.insert(prefix, 1 + i % 1000)
         return table
@@ -41,10 +41,10 @@ def test_insert_100k(benchmark, version):
 
 
 @pytest.fixture(scope="module")
-def full_tables() -> dict[int, native.AllowedIPs]:
+def full_tables() -> dict[int, _cbench.AllowedIPs]:
     tables = {}
     for version in (4, 6):
-        table = native.AllowedIPs()
+        table = _cbench.AllowedIPs()
         for i, prefix in enumerate(random_prefixes(version, PREFIXES, seed=version)):
             table.insert(prefix, 1 + i % 1000)
         tables[version] = table
@@ -81,7 +81,7 @@ def test_lookup_packets_128(benchmark, full_tables):
 
 
 def test_index_lookup_batch_128(benchmark):
-    table = native.IndexTable()
+    table = _cbench.IndexTable()
     rng = random.Random(7)
     indices = rng.sample(range(2**32), 10_000)
     for i, index in enumerate(indices):
@@ -91,6 +91,6 @@ def test_index_lookup_batch_128(benchmark):
 
 
 def test_replay_update(benchmark):
-    window = native.ReplayWindow()
+    window = _cbench.ReplayWindow()
     counters = iter(range(10**9))
     benchmark(lambda: window.update(next(counters)))

@@ -16,6 +16,7 @@
 
 #include "chacha20.h"
 #include "cpu.h"
+#include "memzero.h"
 #include "poly1305.h"
 
 #define WGF_NONCE_LEN 12
@@ -121,13 +122,6 @@ void wgf_chacha20_xor(uint8_t *out, const uint8_t *in, size_t len, const uint8_t
                       const uint8_t nonce[12], uint32_t block)
 {
     impl()->chacha20_xor(out, in, len, key, nonce, block);
-}
-
-void wgf_memzero(void *p, size_t len)
-{
-    memset(p, 0, len);
-    /* The empty asm "reads" p's memory, so the memset cannot be dropped as a dead store. */
-    __asm__ __volatile__("" : : "r"(p) : "memory");
 }
 
 /* WireGuard's 96-bit nonce: 32 zero bits then the little-endian 64-bit counter. */

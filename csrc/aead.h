@@ -62,7 +62,4 @@ void wgf_xaead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t 
 int wgf_xaead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad, size_t ad_len,
                    const uint8_t nonce[WGF_XAEAD_NONCE_LEN], const uint8_t key[WGF_AEAD_KEY_LEN]);
 
-/* Overwrites len bytes with zeros in a way the compiler may not elide (key material). */
-void wgf_memzero(void *p, size_t len);
-
 #endif

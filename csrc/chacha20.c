@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "aead.h"
+#include "memzero.h"
 
 /* "expand 32-byte k" as four little-endian words (RFC 8439 section 2.3). */
 #define CHACHA20_CONST0 0x61707865u

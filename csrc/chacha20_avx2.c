@@ -13,7 +13,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "aead.h"
+#include "memzero.h"
 #include "chacha20.h"
 
 #define CHACHA20_DOUBLE_ROUNDS 10

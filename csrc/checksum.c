@@ -63,3 +63,20 @@ uint64_t wgf_csum_pseudo(const uint8_t *addrs, size_t addr_len, uint8_t proto, u
     sum = wgf_csum_add_be16(sum, (uint16_t)(l4_len >> 16));
     return wgf_csum_add_be16(sum, (uint16_t)l4_len);
 }
+
+uint64_t wgf_csum_pseudo_ip(const uint8_t *ip, bool v6, uint8_t proto, uint32_t l4_len)
+{
+    return v6 ? wgf_csum_pseudo(ip + 8, 32, proto, l4_len) : wgf_csum_pseudo(ip + 12, 8, proto, l4_len);
+}
+
+uint16_t wgf_csum_l4(const uint8_t *ip, bool v6, uint8_t proto, const uint8_t *l4, size_t l4_len)
+{
+    uint64_t sum = wgf_csum_pseudo_ip(ip, v6, proto, (uint32_t)l4_len);
+    return (uint16_t)~wgf_csum_fold(wgf_csum_add(sum, l4, l4_len));
+}
+
+void wgf_ip4_set_checksum(uint8_t *ip, size_t ip_len)
+{
+    ip[10] = ip[11] = 0;
+    wgf_csum_store(ip + 10, (uint16_t)~wgf_csum_fold(wgf_csum_add(0, ip, ip_len)));
+}

@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "byteorder.h"
 #include "dataplane.h"
+#include "memzero.h"
 
 /* Slots of a peer's keypair storage. A keypair keeps its slot for life, so the index table's
  * {peer, slot} entries never move; previous/current/next only name slots. */
@@ -147,24 +149,6 @@ void wgf_dp_stat_max(uint64_t *field, uint64_t v);
 uint64_t wgf_dp_now_ns(void);
 static inline uint64_t wgf_dp_age(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
 
-static inline void wgf_put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
-}
-static inline void wgf_put_le64(uint8_t *p, uint64_t v)
-{
-    wgf_put_le32(p, (uint32_t)v);
-    wgf_put_le32(p + 4, (uint32_t)(v >> 32));
-}
-static inline uint32_t wgf_get_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t wgf_get_le64(const uint8_t *p)
-{
-    return (uint64_t)wgf_get_le32(p) | (uint64_t)wgf_get_le32(p + 4) << 32;
-}
-
 /* dataplane_peer.c; all under dp->lock. */
 struct wgf_dp_peer *wgf_dp_peer_find(struct wgf_dp *dp, uint32_t id);
 void wgf_dp_peers_free_all(struct wgf_dp *dp);
@@ -211,9 +195,14 @@ void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n);
 void wgf_dp_offload_free(struct wgf_dp *dp);
 /* A super-packet read from the TUN still has segments to send. */
 bool wgf_dp_split_pending(const struct wgf_dp *dp);
-/* Fills tx_bufs (packets at WGF_DATA_HEADER_LEN) from a vnet-header TUN, splitting super-packets:
- * *n packets of lens[]. 0 or a negative errno if the TUN fd failed. */
-int wgf_dp_tun_read_vnet(struct wgf_dp *dp, size_t *lens, size_t *n);
+/* Moves a pending super-packet's segments into tx_bufs[*n..] (packets at WGF_DATA_HEADER_LEN). */
+void wgf_dp_split_into_batch(struct wgf_dp *dp, size_t *lens, size_t *n);
+/* Where a read from a vnet-header TUN goes, and how much it may read. */
+uint8_t *wgf_dp_vnet_read_buffer(struct wgf_dp *dp, size_t *cap);
+/* Takes the r bytes such a read returned: an ordinary packet, or the segments of a super-packet
+ * (as many as the batch has room for), appended to tx_bufs[*n..] and lens[]; a malformed or
+ * oversized read is a counted drop. */
+void wgf_dp_vnet_take(struct wgf_dp *dp, size_t r, size_t *lens, size_t *n);
 /* Writes accepted packets to a vnet-header TUN, coalesced when TUN_GRO is on. */
 void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t *lens, size_t n);
 /* sendmmsg dp->out's fam datagrams as GSO groups; returns the first index left for the plain

@@ -1,7 +1,8 @@
 /* The data plane's offloads (see offload.h): how the TUN, send and receive paths use them.
  *
- *   TUN read   one read may return a TCP/UDP super-packet; it is split into tx buffers, as many
- *              as the batch has room for, the rest on the next call (wgf_dp_split_pending).
+ *   TUN read   one read (the loop is dataplane_send.c's) may return a TCP/UDP super-packet; it is
+ *              split into tx buffers, as many as the batch has room for, the rest on the next
+ *              call (wgf_dp_split_pending).
  *   TUN write  the packets a receive batch accepted are coalesced per TCP flow; one writev each.
  *   UDP send   runs of equal-size datagrams to one endpoint become one UDP_SEGMENT entry; a
  *              kernel that refuses (EIO, EINVAL) turns GSO off for good, and the run goes plain.
@@ -123,8 +124,9 @@ bool wgf_dp_split_pending(const struct wgf_dp *dp)
     return dp->off != NULL && dp->off->plan_next < dp->off->plan.count;
 }
 
-/* Moves the pending super-packet's segments into tx_bufs[*n..]. */
-static void split_into_batch(struct wgf_dp *dp, size_t *lens, size_t *n)
+/* Moves the pending super-packet's segments into tx_bufs[*n..], as many as the batch has room
+ * for; the rest wait for the next batch. */
+void wgf_dp_split_into_batch(struct wgf_dp *dp, size_t *lens, size_t *n)
 {
     struct wgf_dp_offload *o = dp->off;
     const uint8_t *pkt = o->super + WGF_VNET_HDR_LEN;
@@ -135,59 +137,46 @@ static void split_into_batch(struct wgf_dp *dp, size_t *lens, size_t *n)
     }
 }
 
-int wgf_dp_tun_read_vnet(struct wgf_dp *dp, size_t *lens, size_t *n_out)
+uint8_t *wgf_dp_vnet_read_buffer(struct wgf_dp *dp, size_t *cap)
+{
+    *cap = SUPER_MAX;
+    return dp->off->super;
+}
+
+void wgf_dp_vnet_take(struct wgf_dp *dp, size_t r, size_t *lens, size_t *n)
 {
     struct wgf_dp_offload *o = dp->off;
-    size_t n = 0;
-    int err = 0;
-
-    split_into_batch(dp, lens, &n);
-    while (n < WGF_DP_BATCH) {
-        ssize_t r = read(dp->tun_fd, o->super, SUPER_MAX);
-        WGF_DP_STAT_ADD(dp, tun_read_calls, 1);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                err = -errno;
-            break;
-        }
-        if (r == 0)
-            break;
-        if ((size_t)r <= WGF_VNET_HDR_LEN) {
-            WGF_DP_DROP(dp, WGF_DROP_BAD_OFFLOAD, 1);
-            continue;
-        }
-        struct wgf_vnet_hdr h;
-        wgf_vnet_hdr_read(o->super, &h);
-        uint8_t *pkt = o->super + WGF_VNET_HDR_LEN;
-        size_t len = (size_t)r - WGF_VNET_HDR_LEN;
-        int count = wgf_offload_prepare(&h, pkt, len, &o->plan);
-        if (count < 0) {
-            o->plan.count = o->plan_next = 0;
-            WGF_DP_DROP(dp, WGF_DROP_BAD_OFFLOAD, 1);
-            continue;
-        }
-        if (count == 0) {
-            if (len > dp->mtu) {
-                WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, 1);
-                continue;
-            }
-            memcpy(dp->tx_bufs[n] + WGF_DATA_HEADER_LEN, pkt, len);
-            lens[n++] = len;
-            continue;
-        }
-        if (o->plan.hdr_len + o->plan.seg_size > dp->mtu) {
-            o->plan.count = o->plan_next = 0;
-            WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, (uint64_t)count);
-            continue;
-        }
-        WGF_DP_STAT_ADD(dp, tun_super_read, 1);
-        o->plan_next = 0;
-        split_into_batch(dp, lens, &n);
+    if (r <= WGF_VNET_HDR_LEN) {
+        WGF_DP_DROP(dp, WGF_DROP_BAD_OFFLOAD, 1);
+        return;
     }
-    *n_out = n;
-    return err;
+    struct wgf_vnet_hdr h;
+    wgf_vnet_hdr_read(o->super, &h);
+    uint8_t *pkt = o->super + WGF_VNET_HDR_LEN;
+    size_t len = r - WGF_VNET_HDR_LEN;
+    int count = wgf_offload_prepare(&h, pkt, len, &o->plan);
+    if (count < 0) {
+        o->plan.count = o->plan_next = 0;
+        WGF_DP_DROP(dp, WGF_DROP_BAD_OFFLOAD, 1);
+        return;
+    }
+    if (count == 0) { /* an ordinary packet (its partial checksum, if any, now complete) */
+        if (len > dp->mtu) {
+            WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, 1);
+            return;
+        }
+        memcpy(dp->tx_bufs[*n] + WGF_DATA_HEADER_LEN, pkt, len);
+        lens[(*n)++] = len;
+        return;
+    }
+    if (o->plan.hdr_len + o->plan.seg_size > dp->mtu) {
+        o->plan.count = o->plan_next = 0;
+        WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, (uint64_t)count);
+        return;
+    }
+    WGF_DP_STAT_ADD(dp, tun_super_read, 1);
+    o->plan_next = 0;
+    wgf_dp_split_into_batch(dp, lens, n);
 }
 
 /* ---- TUN write ---- */

@@ -299,7 +299,7 @@ int wgf_dp_peer_install_keypair(struct wgf_dp *dp, uint32_t id, const struct wgf
         return p == NULL ? -ENOENT : -EEXIST;
     }
     /* Retire first: the slot of a retired keypair is where the new one goes. The rotation
-     * mirrors wgfast/keypair.py's Keypairs.add (and the kernel's noise.c). */
+     * mirrors wgfast/protocol/keypair.py's Keypairs.add (and the kernel's noise.c). */
     if (kp->is_initiator) {
         if (p->next != WGF_DP_SLOT_NONE) {
             keypair_retire(dp, p, p->previous);

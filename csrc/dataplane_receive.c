@@ -11,18 +11,16 @@
 #define IP4_HEADER_MIN 20
 #define IP6_HEADER_LEN 40
 
-static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
 /* The length of the IP packet at pkt (the decrypted payload, padding included), or 0 if it is
  * not a sane IPv4/IPv6 packet that fits. */
 static size_t inner_ip_len(const uint8_t *pkt, size_t len)
 {
     if (len >= IP4_HEADER_MIN && pkt[0] >> 4 == 4) {
-        size_t total = get_be16(pkt + 2);
+        size_t total = wgf_get_be16(pkt + 2);
         if ((pkt[0] & 0x0f) >= 5 && total >= (size_t)(pkt[0] & 0x0f) * 4 && total <= len)
             return total;
     } else if (len >= IP6_HEADER_LEN && pkt[0] >> 4 == 6) {
-        size_t total = IP6_HEADER_LEN + (size_t)get_be16(pkt + 4);
+        size_t total = IP6_HEADER_LEN + (size_t)wgf_get_be16(pkt + 4);
         if (total <= len)
             return total;
     }

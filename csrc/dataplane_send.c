@@ -235,21 +235,26 @@ static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
     wgf_dp_transmit(dp);
 }
 
-int wgf_dp_send_from_tun(struct wgf_dp *dp)
+/* Fills tx_bufs (packets at WGF_DATA_HEADER_LEN) from the TUN until it is drained or the batch
+ * is full: *n packets of lens[]. A plain TUN read is one packet, read in place; a read from a
+ * vnet-header TUN goes to the offload buffer and is split or copied from there. 0, or a negative
+ * errno if the TUN fd failed. */
+static int tun_read_batch(struct wgf_dp *dp, size_t *lens, size_t *n_out)
 {
-    size_t lens[WGF_DP_BATCH];
-    size_t n = 0, cap = dp->tx_buf_size - WGF_DATA_HEADER_LEN - WGF_AEAD_TAG_LEN;
+    bool vnet = dp->off != NULL && (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET);
+    size_t n = 0, cap;
     int err = 0;
 
-    if (dp->off != NULL && (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET)) {
-        err = wgf_dp_tun_read_vnet(dp, lens, &n);
-        if (n > 0)
-            route_and_send(dp, n, lens);
-        return err;
-    }
-    /* cap exceeds the MTU, so an oversized packet shows up as one rather than truncated. */
+    if (vnet)
+        wgf_dp_split_into_batch(dp, lens, &n); /* the rest of a super-packet goes first */
     while (n < WGF_DP_BATCH) {
-        ssize_t r = read(dp->tun_fd, dp->tx_bufs[n] + WGF_DATA_HEADER_LEN, cap);
+        /* A plain read's room exceeds the MTU, so an oversized packet shows up as one rather than
+         * truncated. */
+        uint8_t *dst = vnet ? wgf_dp_vnet_read_buffer(dp, &cap)
+                            : dp->tx_bufs[n] + WGF_DATA_HEADER_LEN;
+        if (!vnet)
+            cap = dp->tx_buf_size - WGF_DATA_HEADER_LEN - WGF_AEAD_TAG_LEN;
+        ssize_t r = read(dp->tun_fd, dst, cap);
         WGF_DP_STAT_ADD(dp, tun_read_calls, 1);
         if (r < 0) {
             if (errno == EINTR)
@@ -260,12 +265,21 @@ int wgf_dp_send_from_tun(struct wgf_dp *dp)
         }
         if (r == 0)
             break;
-        if ((size_t)r > dp->mtu) {
+        if (vnet)
+            wgf_dp_vnet_take(dp, (size_t)r, lens, &n);
+        else if ((size_t)r > dp->mtu)
             WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, 1);
-            continue;
-        }
-        lens[n++] = (size_t)r;
+        else
+            lens[n++] = (size_t)r;
     }
+    *n_out = n;
+    return err;
+}
+
+int wgf_dp_send_from_tun(struct wgf_dp *dp)
+{
+    size_t lens[WGF_DP_BATCH], n;
+    int err = tun_read_batch(dp, lens, &n);
     if (n > 0)
         route_and_send(dp, n, lens);
     return err;

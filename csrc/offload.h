@@ -1,6 +1,7 @@
 /* Offloads: fewer, larger units through the kernel on both sides of the data plane.
  *
- *   TUN (offload_tcp.c)  With IFF_VNET_HDR every packet read from or written to the TUN carries
+ *   TUN (offload_split.c, offload_coalesce.c)
+ *                        With IFF_VNET_HDR every packet read from or written to the TUN carries
  *                        a 10-byte virtio_net_hdr. With TUNSETOFFLOAD (CSUM, TSO4/6, USO4/6) the
  *                        kernel hands us TCP/UDP super-packets of up to 64 KiB, which are split
  *                        into MTU-sized packets with their own headers and checksums before
@@ -24,6 +25,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "byteorder.h"
+
 /* struct virtio_net_hdr (legacy, native = little-endian byte order on x86). */
 #define WGF_VNET_HDR_LEN 10
 #define WGF_VNET_F_NEEDS_CSUM 1
@@ -42,8 +45,24 @@ struct wgf_vnet_hdr {
     uint16_t csum_start;
     uint16_t csum_offset;
 };
-void wgf_vnet_hdr_read(const uint8_t *b, struct wgf_vnet_hdr *h);
-void wgf_vnet_hdr_write(uint8_t *b, const struct wgf_vnet_hdr *h);
+static inline void wgf_vnet_hdr_read(const uint8_t *b, struct wgf_vnet_hdr *h)
+{
+    h->flags = b[0];
+    h->gso_type = b[1];
+    h->hdr_len = wgf_get_le16(b + 2);
+    h->gso_size = wgf_get_le16(b + 4);
+    h->csum_start = wgf_get_le16(b + 6);
+    h->csum_offset = wgf_get_le16(b + 8);
+}
+static inline void wgf_vnet_hdr_write(uint8_t *b, const struct wgf_vnet_hdr *h)
+{
+    b[0] = h->flags;
+    b[1] = h->gso_type;
+    wgf_put_le16(b + 2, h->hdr_len);
+    wgf_put_le16(b + 4, h->gso_size);
+    wgf_put_le16(b + 6, h->csum_start);
+    wgf_put_le16(b + 8, h->csum_offset);
+}
 
 #define WGF_IPPROTO_TCP 6
 #define WGF_IPPROTO_UDP 17
@@ -60,7 +79,7 @@ void wgf_vnet_hdr_write(uint8_t *b, const struct wgf_vnet_hdr *h);
 #define WGF_TCP_CWR 0x80
 #define WGF_IP_MAX_PACKET 65535 /* IPv4 total length; we keep IPv6 under it as well */
 
-/* ---- split (TUN -> UDP) ---- */
+/* ---- split (TUN -> UDP; offload_split.c) ---- */
 
 /* How a super-packet splits: headers of hdr_len bytes (IP header ip_len of them), then
  * payload bytes cut into seg_size pieces, the last possibly shorter. */
@@ -80,13 +99,8 @@ int wgf_offload_prepare(const struct wgf_vnet_hdr *h, uint8_t *pkt, size_t len,
  * and PSH only on the last segment, CWR only on the first), UDP length, full L4 checksum. */
 size_t wgf_gso_segment(const struct wgf_gso_plan *plan, const uint8_t *pkt, size_t i,
                        uint8_t *out);
-/* The UDP half of wgf_gso_segment (offload_udp.c). */
-size_t wgf_udp_segment(const struct wgf_gso_plan *plan, const uint8_t *pkt, size_t i,
-                       uint8_t *out);
-/* Sets the IPv4 header checksum of the ip_len-byte header at ip; IPv6 has none. */
-void wgf_ip4_set_checksum(uint8_t *ip, size_t ip_len);
 
-/* ---- coalesce (UDP -> TUN) ---- */
+/* ---- coalesce (UDP -> TUN; offload_coalesce.c) ---- */
 
 #define WGF_GRO_MAX 128 /* packets per call: one receive batch */
 /* One write to the TUN: a run of packets first, next[first], ... (count of them). Runs of one

@@ -1,5 +1,4 @@
-/* UDP offloads: UDP_SEGMENT (GSO) on send, UDP_GRO on receive, and splitting a UDP
- * super-packet (USO) read from the TUN. */
+/* UDP socket offloads: UDP_SEGMENT (GSO) on send, UDP_GRO on receive. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -77,33 +76,4 @@ size_t wgf_udp_gso_groups(const struct iovec *iov, const void *names, size_t nam
         i = j;
     }
     return groups;
-}
-
-static uint16_t get_be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static void put_be16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
-
-size_t wgf_udp_segment(const struct wgf_gso_plan *plan, const uint8_t *pkt, size_t i,
-                       uint8_t *out)
-{
-    size_t off = i * plan->seg_size;
-    size_t seg = plan->payload - off < plan->seg_size ? plan->payload - off : plan->seg_size;
-    size_t udp_len = WGF_UDP_HDR_LEN + seg;
-    uint8_t *udp = out + plan->ip_len;
-
-    memcpy(out, pkt, plan->hdr_len);
-    memcpy(out + plan->hdr_len, pkt + plan->hdr_len + off, seg);
-    if (plan->v6) {
-        put_be16(out + 4, (uint16_t)(plan->ip_len - WGF_IP6_HDR_LEN + udp_len));
-    } else {
-        put_be16(out + 2, (uint16_t)(plan->ip_len + udp_len));
-        put_be16(out + 4, (uint16_t)(get_be16(out + 4) + i));
-        wgf_ip4_set_checksum(out, plan->ip_len);
-    }
-    put_be16(udp + 4, (uint16_t)udp_len);
-    udp[6] = udp[7] = 0;
-    uint64_t sum = plan->v6 ? wgf_csum_pseudo(out + 8, 32, WGF_IPPROTO_UDP, (uint32_t)udp_len)
-                            : wgf_csum_pseudo(out + 12, 8, WGF_IPPROTO_UDP, (uint32_t)udp_len);
-    uint16_t csum = (uint16_t)~wgf_csum_fold(wgf_csum_add(sum, udp, udp_len));
-    wgf_csum_store(udp + 6, csum ? csum : 0xffff);
-    return plan->hdr_len + seg;
 }

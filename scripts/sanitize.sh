@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The compiled extension under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The compiled extensions under AddressSanitizer + UndefinedBehaviorSanitizer.
 #
-# Builds wgfast._native with WGFAST_SANITIZE=1 (setup.py adds -fsanitize=address,undefined) in a
-# temporary copy of the tree, so the installed package and the source tree's own build are left
-# alone, then runs the C-facing Python tests against it with libasan preloaded (the interpreter
-# itself is not instrumented, so ASan must be loaded first) and leak detection off (CPython keeps
-# memory until exit by design). Any ASan or UBSan report aborts the test process, failing the run.
+# Builds wgfast._native and wgfast.bench._cbench with WGFAST_SANITIZE=1 (setup.py adds
+# -fsanitize=address,undefined) in a temporary copy of the tree, so the installed package and the
+# source tree's own build are left alone, then runs the C-facing Python tests (tests/native/)
+# against them with libasan preloaded (the interpreter itself is not instrumented, so ASan must be
+# loaded first) and leak detection off (CPython keeps memory until exit by design). Any ASan or
+# UBSan report aborts the test process, failing the run.
 #
 #   scripts/sanitize.sh [extra pytest args]
 #   PYTHON=...            interpreter with pytest, hypothesis, cryptography (default: the
@@ -26,6 +27,7 @@ trap 'rm -rf "$work"' EXIT
 cp -r "$root/setup.py" "$root/pyproject.toml" "$root/csrc" "$root/wgfast" "$root/tests" "$work/"
 # Only sources go to the copy: a prebuilt extension or generated C must not be reused.
 rm -f "$work"/wgfast/_native*.so "$work/wgfast/_native.c"
+rm -f "$work"/wgfast/bench/_cbench*.so "$work/wgfast/bench/_cbench.c"
 
 build_path=""
 if ! "$PYTHON" -c "import Cython, setuptools" 2>/dev/null; then
@@ -34,7 +36,7 @@ if ! "$PYTHON" -c "import Cython, setuptools" 2>/dev/null; then
     build_path=$work/buildtools
 fi
 
-echo "== sanitize: building wgfast._native with ASan + UBSan in $work"
+echo "== sanitize: building wgfast._native and wgfast.bench._cbench with ASan + UBSan in $work"
 (cd "$work" && WGFAST_SANITIZE=1 PYTHONPATH=$build_path timeout "$limit" \
     "$PYTHON" setup.py -q build_ext --inplace --build-temp "$work/build" >"$work/build.log" 2>&1) \
     || { tail -50 "$work/build.log"; echo "sanitize: build failed" >&2; exit 1; }
@@ -53,7 +55,8 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:halt_on_error=1:strict_string_check
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 PYTHONPATH=$work \
 timeout "$limit" "$PYTHON" -m pytest -p no:cacheprovider -q \
-    test_aead.py test_allowedips.py test_replay.py test_index_table.py test_dataplane.py \
+    native/test_aead.py native/test_allowedips.py native/test_replay.py \
+    native/test_index_table.py native/test_dataplane.py \
     -k "not real_tun" "$@"
 
 # The packet-path fuzz target drives the data plane's receive path (sizes, types, indexes,

@@ -1,54 +1,33 @@
-"""Shared test helpers.
+"""The suite's pytest fixtures and hooks (helpers live in support/, see support/__init__.py).
 
-Tests that need root, a TUN device or an external program call `require(...)` (or one of the
-`needs_*` helpers): without it they skip with a clear reason — except when CI=true, where CI has
-all of them and a skip would hide a missing install step, so the test fails instead.
+Being the rootdir's conftest without an __init__.py beside it, this file also puts tests/ on
+sys.path (pytest's default "prepend" import mode), so every test, in whichever folder, imports
+the shared helpers as `support` and `support.<module>`.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip the calling test unless `condition`; under CI=true, fail instead of skipping."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true but requirement missing: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def needs_root() -> None:
-    require(os.geteuid() == 0, "needs root (network namespaces, TUN devices)")
-
-
-def needs_tun() -> None:
-    needs_root()
-    require(os.path.exists("/dev/net/tun"), "needs /dev/net/tun")
-
-
-def needs_cmd(name: str) -> str:
-    """Require an executable on PATH and return its full path."""
-    path = shutil.which(name)
-    require(path is not None, f"needs the `{name}` command (see the README's test command)")
-    assert path is not None
-    return path
+from support import needs_cmd, needs_root
+from support.daemons import DAEMONS
+from support.netns import NetnsPool
 
 
 @pytest.fixture
 def netns_pool():
-    """Network namespaces for one test (see tests/netns.py); all removed afterwards.
+    """Network namespaces for one test (see tests/support/netns.py); all removed afterwards.
 
     Needs root and the `ip` command (skips, or fails under CI=true, without them)."""
-    from netns import NetnsPool
-
     needs_root()
     needs_cmd("ip")
     with NetnsPool() as pool:
         yield pool
+
+
+@pytest.fixture(name="daemon", params=list(DAEMONS))
+def daemon_fixture(request) -> str:
+    """The daemon command (a shell-quoted string, as WGFAST_DAEMON takes it) to test with: the
+    tests that take it run once per daemon in support.daemons.DAEMONS. A test module may
+    override it with its own `daemon` fixture (test_wgfastd.py, test_cli_netns.py do)."""
+    return DAEMONS[request.param]

@@ -3,40 +3,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyOb
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 
-
-cdef extern from "aead.h" nogil:
-    struct wgf_packet:
-        uint8_t *data
-        size_t len
-        uint64_t counter
-        int result
-
-    int WGF_IMPL_AUTO, WGF_IMPL_SCALAR, WGF_IMPL_AVX2, WGF_IMPL_AVX512
-
-    int wgf_impl_supported(int impl)
-    int wgf_impl_select(int impl)
-    int wgf_impl_active()
-    const char *wgf_impl_name(int impl)
-    void wgf_aead_seal_batch(wgf_packet *pkts, size_t n, const uint8_t *key)
-    size_t wgf_aead_open_batch(wgf_packet *pkts, size_t n, const uint8_t *key)
-    void wgf_aead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
-                       size_t ad_len, uint64_t counter, const uint8_t *key)
-    int wgf_aead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
-                      size_t ad_len, uint64_t counter, const uint8_t *key)
-    void wgf_hchacha20(uint8_t *out, const uint8_t *key, const uint8_t *nonce)
-    void wgf_xaead_seal(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
-                        size_t ad_len, const uint8_t *nonce, const uint8_t *key)
-    int wgf_xaead_open(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *ad,
-                       size_t ad_len, const uint8_t *nonce, const uint8_t *key)
-    void wgf_memzero(void *p, size_t len)
-
-cdef extern from "chacha20.h" nogil:
-    void wgf_chacha20_block(uint8_t *out, const uint8_t *key, const uint8_t *nonce, uint32_t block)
-    void wgf_chacha20_xor(uint8_t *out, const uint8_t *inp, size_t len, const uint8_t *key,
-                          const uint8_t *nonce, uint32_t block)
-
-cdef extern from "poly1305.h" nogil:
-    void wgf_poly1305_mac(uint8_t *tag, const uint8_t *key, const uint8_t *msg, size_t len)
+from wgfast.includes.aead cimport *
 
 
 KEY_LEN = 32
@@ -50,7 +17,7 @@ class AuthenticationError(ValueError):
     """A ciphertext or tag failed to authenticate."""
 
 
-cdef const uint8_t *_fixed(const uint8_t[::1] view, Py_ssize_t size, str what) except NULL:
+cdef const uint8_t *fixed_bytes(const uint8_t[::1] view, Py_ssize_t size, str what) except NULL:
     if view.shape[0] != size:
         raise ValueError(f"{what} must be {size} bytes, got {view.shape[0]}")
     return &view[0]
@@ -87,7 +54,7 @@ def impl_active() -> str:
 def chacha20_block(const uint8_t[::1] key, const uint8_t[::1] nonce, uint32_t counter) -> bytes:
     """One 64-byte ChaCha20 block (RFC 8439 2.3), scalar reference."""
     cdef uint8_t out[64]
-    wgf_chacha20_block(out, _fixed(key, 32, "key"), _fixed(nonce, 12, "nonce"), counter)
+    wgf_chacha20_block(out, fixed_bytes(key, 32, "key"), fixed_bytes(nonce, 12, "nonce"), counter)
     return out[:64]
 
 
@@ -97,15 +64,15 @@ def chacha20_xor(const uint8_t[::1] key, const uint8_t[::1] nonce, uint32_t coun
     out = bytearray(data.shape[0])
     cdef uint8_t[::1] o = out
     if data.shape[0]:
-        wgf_chacha20_xor(&o[0], &data[0], data.shape[0], _fixed(key, 32, "key"),
-                         _fixed(nonce, 12, "nonce"), counter)
+        wgf_chacha20_xor(&o[0], &data[0], data.shape[0], fixed_bytes(key, 32, "key"),
+                         fixed_bytes(nonce, 12, "nonce"), counter)
     return bytes(out)
 
 
 def poly1305_mac(const uint8_t[::1] key, const uint8_t[::1] msg) -> bytes:
     """Poly1305 tag of msg under a 32-byte one-time key (RFC 8439 2.5)."""
     cdef uint8_t tag[16]
-    wgf_poly1305_mac(tag, _fixed(key, 32, "key"), _ptr(msg), msg.shape[0])
+    wgf_poly1305_mac(tag, fixed_bytes(key, 32, "key"), _ptr(msg), msg.shape[0])
     return tag[:16]
 
 
@@ -114,7 +81,7 @@ def seal(const uint8_t[::1] key, uint64_t counter, const uint8_t[::1] plaintext,
     """ChaCha20-Poly1305 with WireGuard's nonce (4 zero bytes || le64 counter): ct || tag."""
     out = bytearray(plaintext.shape[0] + 16)
     cdef uint8_t[::1] o = out
-    cdef const uint8_t *k = _fixed(key, 32, "key")
+    cdef const uint8_t *k = fixed_bytes(key, 32, "key")
     with nogil:
         wgf_aead_seal(&o[0], _ptr(plaintext), plaintext.shape[0], _ptr(ad), ad.shape[0],
                       counter, k)
@@ -128,7 +95,7 @@ def open(const uint8_t[::1] key, uint64_t counter, const uint8_t[::1] ciphertext
         raise AuthenticationError("ciphertext shorter than the tag")
     out = bytearray(ciphertext.shape[0] - 16 + 1)  # +1: never a zero-length view
     cdef uint8_t[::1] o = out
-    cdef const uint8_t *k = _fixed(key, 32, "key")
+    cdef const uint8_t *k = fixed_bytes(key, 32, "key")
     cdef int rc
     with nogil:
         rc = wgf_aead_open(&o[0], &ciphertext[0], ciphertext.shape[0], _ptr(ad), ad.shape[0],
@@ -141,7 +108,7 @@ def open(const uint8_t[::1] key, uint64_t counter, const uint8_t[::1] ciphertext
 def hchacha20(const uint8_t[::1] key, const uint8_t[::1] nonce) -> bytes:
     """HChaCha20 subkey (draft-irtf-cfrg-xchacha 2.2)."""
     cdef uint8_t out[32]
-    wgf_hchacha20(out, _fixed(key, 32, "key"), _fixed(nonce, 16, "nonce"))
+    wgf_hchacha20(out, fixed_bytes(key, 32, "key"), fixed_bytes(nonce, 16, "nonce"))
     return out[:32]
 
 
@@ -151,7 +118,7 @@ def xseal(const uint8_t[::1] key, const uint8_t[::1] nonce, const uint8_t[::1] p
     out = bytearray(plaintext.shape[0] + 16)
     cdef uint8_t[::1] o = out
     wgf_xaead_seal(&o[0], _ptr(plaintext), plaintext.shape[0], _ptr(ad), ad.shape[0],
-                   _fixed(nonce, 24, "nonce"), _fixed(key, 32, "key"))
+                   fixed_bytes(nonce, 24, "nonce"), fixed_bytes(key, 32, "key"))
     return bytes(out)
 
 
@@ -163,7 +130,7 @@ def xopen(const uint8_t[::1] key, const uint8_t[::1] nonce, const uint8_t[::1] c
     out = bytearray(ciphertext.shape[0] - 16 + 1)
     cdef uint8_t[::1] o = out
     if wgf_xaead_open(&o[0], &ciphertext[0], ciphertext.shape[0], _ptr(ad), ad.shape[0],
-                      _fixed(nonce, 24, "nonce"), _fixed(key, 32, "key")) != 0:
+                      fixed_bytes(nonce, 24, "nonce"), fixed_bytes(key, 32, "key")) != 0:
         raise AuthenticationError("XChaCha20-Poly1305 tag mismatch")
     return bytes(out[:ciphertext.shape[0] - 16])
 
@@ -175,11 +142,6 @@ cdef class PacketBatch:
     the 16-byte tag after it; for open, `length` bytes of ciphertext || tag. Lengths and counters
     can be changed between calls; the buffers stay pinned (exported) while the batch lives.
     """
-
-    cdef wgf_packet *pkts
-    cdef Py_buffer *views
-    cdef Py_ssize_t n
-    cdef Py_ssize_t acquired
 
     def __cinit__(self, buffers, lengths, counters):
         buffers = list(buffers)
@@ -242,7 +204,7 @@ cdef class PacketBatch:
 
     def seal(self, const uint8_t[::1] key) -> None:
         """Seal every packet in place; lengths grow by 16 (the tag)."""
-        cdef const uint8_t *k = _fixed(key, 32, "key")
+        cdef const uint8_t *k = fixed_bytes(key, 32, "key")
         cdef Py_ssize_t i
         for i in range(self.n):
             if <Py_ssize_t>self.pkts[i].len + 16 > self.views[i].len:
@@ -257,7 +219,7 @@ cdef class PacketBatch:
 
         Authenticated packets' lengths shrink by 16; the others keep theirs.
         """
-        cdef const uint8_t *k = _fixed(key, 32, "key")
+        cdef const uint8_t *k = fixed_bytes(key, 32, "key")
         cdef Py_ssize_t i
         for i in range(self.n):
             if self.pkts[i].len < 16:

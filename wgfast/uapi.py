@@ -395,8 +395,9 @@ class PeerStatus:
 @dataclass(frozen=True)
 class DeviceStatus:
     """What a get=1 reply describes. listen_port/fwmark 0 and private_key None are omitted.
-    `counters` are an implementation's own device-level keys (wgfastd's, see wgfast.counters),
-    sent after the standard device keys; `wg` ignores keys it does not know."""
+    `counters` are an implementation's own device-level keys (wgfastd's: see
+    wgfast.daemon.counters), sent after the standard device keys; `wg` ignores keys it does not
+    know."""
 
     private_key: bytes | None = None
     listen_port: int = 0

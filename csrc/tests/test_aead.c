@@ -7,6 +7,7 @@
 #include "aead.h"
 #include "chacha20.h"
 #include "check.h"
+#include "memzero.h"
 #include "poly1305.h"
 
 static const int all_impls[] = {WGF_IMPL_SCALAR, WGF_IMPL_AVX2, WGF_IMPL_AVX512};

@@ -43,9 +43,10 @@ from fuzz_common import (  # noqa: E402
 
 wgfast_import_path()
 with atheris.instrument_imports(include=["wgfast"]):
-    from wgfast import _native, noise  # noqa: E402
-    from wgfast.device_state import INTERNAL_ERROR, DeviceState  # noqa: E402
+    from wgfast import _native  # noqa: E402
     from wgfast.keys import KeyPair  # noqa: E402
+    from wgfast.protocol import noise
+    from wgfast.protocol.device_state import INTERNAL_ERROR, DeviceState  # noqa: E402
 
 PEER_ID = 7
 MTU = 1420

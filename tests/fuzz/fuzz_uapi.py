@@ -1,9 +1,9 @@
 """Fuzz target: the UAPI server as a client reaches it.
 
 Each input is the byte stream one client writes to /var/run/wireguard/NAME.sock. It is fed to
-wgfast.ipc.UAPIServer's connection handler (the real asyncio StreamReader with the server's line
-limit, a writer that collects the replies) over a configuration-only device (DeviceConfig.apply,
-the all-or-nothing validation wgfastd uses), fresh for each input.
+wgfast.daemon.uapi_server.UAPIServer's connection handler (the real asyncio StreamReader with the
+server's line limit, a writer that collects the replies) over a configuration-only device control
+(DeviceConfig.apply, the all-or-nothing validation wgfastd uses), fresh for each input.
 
 A crash is: an exception out of the handler, an exception wgfast caught and logged (e.g. "set
 failed unexpectedly"), a reply that is not `...errno=N\\n\\n`, or a device whose get reply does
@@ -26,13 +26,16 @@ from fuzz_common import crash_on_logged_exceptions, wgfast_import_path  # noqa: 
 
 wgfast_import_path()
 with atheris.instrument_imports(include=["wgfast"]):
-    from wgfast import ipc, uapi  # noqa: E402
-    from wgfast.config import DeviceConfig  # noqa: E402
+    from wgfast import uapi
+    from wgfast.daemon import uapi_server  # noqa: E402
+    from wgfast.daemon.config import DeviceConfig  # noqa: E402
 
 REPLY = re.compile(rb"(?:[a-z_]+=[^\n]*\n)*errno=-?[0-9]+\n\n")
 
 
-class ConfigOnlyDevice:
+class ConfigurationOnlyControl:
+    """A stand-in DeviceControl that holds a configuration and moves no packets."""
+
     def __init__(self) -> None:
         self.config = DeviceConfig()
 
@@ -70,10 +73,10 @@ class _Listener:
 LOOP = asyncio.new_event_loop()
 
 
-async def serve(data: bytes) -> tuple[bytes, ConfigOnlyDevice]:
-    device = ConfigOnlyDevice()
-    server = ipc.UAPIServer(device, _Listener(), "/nonexistent/wgfuzz.sock")  # type: ignore[arg-type]
-    reader = asyncio.StreamReader(limit=ipc.MAX_LINE_BYTES)
+async def serve(data: bytes) -> tuple[bytes, ConfigurationOnlyControl]:
+    device = ConfigurationOnlyControl()
+    server = uapi_server.UAPIServer(device, _Listener(), "/nonexistent/wgfuzz.sock")  # type: ignore[arg-type]
+    reader = asyncio.StreamReader(limit=uapi_server.MAX_LINE_BYTES)
     reader.feed_data(data)
     reader.feed_eof()
     writer = CollectingWriter()

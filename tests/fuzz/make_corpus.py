@@ -24,7 +24,7 @@ from fuzz_common import (  # noqa: E402
 )
 
 wgfast_import_path()
-from wgfast.cookie import CookieChecker  # noqa: E402
+from wgfast.protocol.cookie import CookieChecker  # noqa: E402
 
 INITIATION = bytes.fromhex(FIXTURE["initiation_from_wireguard_go"]["message"])
 OWN_INITIATION = bytes.fromhex(FIXTURE["response_from_wireguard_go"]["initiation"])

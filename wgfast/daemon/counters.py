@@ -1,0 +1,91 @@
+"""wgfastd's own counters, reported outside the daemon as extra device-level keys of a get=1
+reply.
+
+The stock `wg` tool ignores keys it does not know in a get reply (wireguard-tools'
+userspace_get_device matches each key against its list and skips the rest), so wgfastd appends
+its counters after the standard device keys (private_key, listen_port, fwmark) and before the
+first peer: `wg show` is unaffected and `wgfast show --json` lists them under "counters"
+(wgfast.api keeps unknown device keys in `extra`). Names:
+
+- wgfast_drop_<reason>: datagrams or packets the data plane dropped (csrc/dataplane.h
+  enum wgf_dp_drop, e.g. bad_type, bad_size, unknown_index, auth, replay, no_peer).
+- wgfast_handshake_drop_<reason>: handshake-type datagrams the protocol core rejected
+  (wgfast.drop.DropReason, e.g. bad_mac1, decrypt_failed; and internal_error).
+- wgfast_dp_<stat>: the data plane's other statistics (syscalls, packets per sendmmsg /
+  recvmmsg, calls up into Python...).
+
+Only nonzero counters are listed: an absent key means zero.
+
+Two gauges (current values, not counts) follow them, for leak checks from outside
+(tests/daemon/test_soak.py):
+- wgfast_keypairs_live: Keypair objects alive in the Python protocol core (wgfast.protocol.keypair).
+- wgfast_dp_keypairs_live: keypair slots holding keys in the data plane, over all peers.
+
+Every data plane (one per up/down) starts from zero; `DataplaneTotals` keeps the sum over the
+ones that have stopped so the counters only grow, as the per-peer byte counters do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+PREFIX = "wgfast_"
+DATAPLANE_DROP = PREFIX + "drop_"
+HANDSHAKE_DROP = PREFIX + "handshake_drop_"
+DATAPLANE_STAT = PREFIX + "dp_"
+KEYPAIRS_LIVE = PREFIX + "keypairs_live"
+DATAPLANE_KEYPAIRS_LIVE = DATAPLANE_STAT + "keypairs_live"
+
+
+def flatten_dataplane_stats(stats: Mapping[str, object]) -> dict[str, int]:
+    """DataPlane.stats() -> {uapi key: value}."""
+    flat: dict[str, int] = {}
+    for name, value in stats.items():
+        if name == "drops":
+            assert isinstance(value, Mapping)
+            flat.update({DATAPLANE_DROP + reason: int(n) for reason, n in value.items()})
+        else:
+            flat[DATAPLANE_STAT + name] = int(value)  # type: ignore[call-overload]
+    return flat
+
+
+def _merge(total: dict[str, int], more: Mapping[str, int]) -> None:
+    for key, value in more.items():
+        if key.endswith("_max"):  # a high-water mark, not a count
+            total[key] = max(total.get(key, 0), value)
+        else:
+            total[key] = total.get(key, 0) + value
+
+
+class DataplaneTotals:
+    """Data-plane counters summed over every data plane the device has run."""
+
+    def __init__(self) -> None:
+        self._stopped: dict[str, int] = {}
+
+    def retire(self, final_stats: Mapping[str, object]) -> None:
+        """A data plane is about to be freed: keep its counts."""
+        _merge(self._stopped, flatten_dataplane_stats(final_stats))
+
+    def current(self, live_stats: Mapping[str, object] | None) -> dict[str, int]:
+        total = dict(self._stopped)
+        if live_stats is not None:
+            _merge(total, flatten_dataplane_stats(live_stats))
+        return total
+
+
+def uapi_counters(dataplane: Mapping[str, int],
+                  protocol_drops: Mapping[str, int]) -> tuple[tuple[str, int], ...]:  # fmt: skip
+    """The (key, value) pairs a get=1 reply carries: the data plane's counters, then the
+    protocol core's drops by reason. Only counters that have counted something are listed (an
+    absent key is zero), so an idle device's reply stays as short as wireguard-go's."""
+    pairs = sorted((k, int(v)) for k, v in dataplane.items() if v)
+    pairs += sorted((HANDSHAKE_DROP + str(reason), int(n))
+                    for reason, n in protocol_drops.items() if n)  # fmt: skip
+    return tuple(pairs)
+
+
+def keypair_gauges(python_live: int, dataplane_live: int) -> tuple[tuple[str, int], ...]:
+    """The live-keypair gauges a get=1 reply carries after the counters (nonzero ones only)."""
+    pairs = ((KEYPAIRS_LIVE, python_live), (DATAPLANE_KEYPAIRS_LIVE, dataplane_live))
+    return tuple((key, value) for key, value in pairs if value)

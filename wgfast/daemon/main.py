@@ -1,0 +1,279 @@
+"""wgfastd: the userspace WireGuard daemon, a drop-in for `wireguard-go INTERFACE`.
+
+The launching process re-executes itself as a foreground child in a new session and waits on
+a readiness pipe: it exits 0 only once the child reports that the TUN interface and the UAPI
+socket exist (wg-quick runs `wg setconf` right after), and otherwise exits 1 with the child's
+reason. The child serves until SIGTERM/SIGINT, until its interface is deleted (a read error on
+the TUN fd) or until its UAPI socket file is removed; then it deletes both and exits.
+
+The interface is wgfast.daemon.interface.Interface: UDP sockets, the compiled data plane on its
+own thread, and the handshakes and timers on this process's asyncio loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from wgfast import __version__
+from wgfast.daemon.interface import Interface
+from wgfast.daemon.tun import DEFAULT_MTU, TunDevice, adopt_tun, check_interface_name, create_tun
+from wgfast.daemon.uapi_server import SocketRemovalWatcher, UAPIServer, open_uapi_socket
+from wgfast.protocol.messages import TEST_TIME_SCALE, TEST_TIME_SCALE_ENV
+from wgfast.uapi import socket_path
+
+log = logging.getLogger("wgfastd")
+
+ENV_FOREGROUND = "WG_PROCESS_FOREGROUND"
+ENV_TUN_FD = "WG_TUN_FD"
+ENV_UAPI_FD = "WG_UAPI_FD"
+ENV_LOG_LEVEL = "LOG_LEVEL"
+ENV_LOG_FILE = "WGFAST_LOG_FILE"
+ENV_READY_FD = "WGFAST_READY_FD"  # private: launcher -> daemon readiness pipe
+
+READY_TIMEOUT_SECONDS = 30.0
+EXIT_OK = 0
+EXIT_SETUP_FAILED = 1
+
+HELP_EPILOG = f"""\
+environment:
+  {ENV_FOREGROUND}=1    same as --foreground
+  {ENV_LOG_LEVEL}=verbose|error|silent   log detail (default: error)
+  {ENV_LOG_FILE}=PATH   append log lines to PATH
+  {ENV_TUN_FD}, {ENV_UAPI_FD}   use an already open TUN device / listening UAPI socket
+  {TEST_TIME_SCALE_ENV}=S   test hook, off by default: multiply the protocol's timers
+      (REKEY_AFTER_TIME, REJECT_AFTER_TIME, REKEY_TIMEOUT, KEEPALIVE_TIMEOUT...) by S in (0, 1]
+
+logging: in the foreground wgfastd logs to stderr. Daemonized, it logs to the launching
+process's stdout/stderr when {ENV_LOG_LEVEL} is set to verbose or error (as wireguard-go does;
+the launcher's output then stays open for the daemon's lifetime), to {ENV_LOG_FILE} when that is
+set, and nowhere otherwise.
+"""
+
+
+def _log_level() -> int | None:
+    """LOG_LEVEL -> logging level; None means silent. wireguard-go defaults to errors only."""
+    value = os.environ.get(ENV_LOG_LEVEL, "")
+    if value in ("verbose", "debug"):
+        return logging.DEBUG
+    if value == "silent":
+        return None
+    return logging.ERROR
+
+
+def _setup_logging(interface: str) -> None:
+    level = _log_level()
+    root = logging.getLogger()
+    root.handlers.clear()
+    if level is None:
+        root.addHandler(logging.NullHandler())
+        root.setLevel(logging.CRITICAL + 1)
+        return
+    log_file = os.environ.get(ENV_LOG_FILE)
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    handler.setFormatter(logging.Formatter(f"%(levelname)s: ({interface}) %(asctime)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+class Readiness:
+    """The child's end of the readiness pipe (a no-op in a plain foreground run)."""
+
+    def __init__(self) -> None:
+        fd_text = os.environ.pop(ENV_READY_FD, "")
+        self.fd = int(fd_text) if fd_text.isdigit() else -1
+        if self.fd >= 0:
+            os.set_inheritable(self.fd, False)
+
+    def _send(self, message: str) -> None:
+        if self.fd < 0:
+            return
+        try:
+            os.write(self.fd, message.encode()[:4000] + b"\n")
+        except OSError:
+            pass
+        os.close(self.fd)
+        self.fd = -1
+
+    def ready(self, interface: str) -> None:
+        self._send(f"ready {interface}")
+
+    def failed(self, reason: str) -> None:
+        log.error("%s", reason)
+        self._send(f"error {reason}")
+
+
+def _open_tun(interface: str) -> TunDevice:
+    fd_text = os.environ.pop(ENV_TUN_FD, "")
+    if fd_text:
+        return adopt_tun(int(fd_text), DEFAULT_MTU)
+    return create_tun(interface, DEFAULT_MTU)
+
+
+def _open_uapi(interface: str) -> tuple[socket.socket, str]:
+    path = socket_path(interface)
+    fd_text = os.environ.pop(ENV_UAPI_FD, "")
+    if fd_text:
+        listener = socket.socket(fileno=int(fd_text))
+        listener.setblocking(False)
+        return listener, path
+    return open_uapi_socket(path), path
+
+
+async def run_device(interface: str, readiness: Readiness) -> int:
+    """Run the daemon in this process until told to stop; return the exit status."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+
+    def request_stop(reason: str) -> None:
+        if not stopping.is_set():
+            log.info("shutting down: %s", reason)
+            stopping.set()
+
+    try:
+        tun = _open_tun(interface)
+    except (OSError, ValueError) as exc:
+        readiness.failed(f"failed to create TUN device {interface}: {exc}")
+        return EXIT_SETUP_FAILED
+    try:
+        listener, path = _open_uapi(tun.name)
+    except (OSError, ValueError) as exc:
+        tun.close()
+        readiness.failed(f"failed to open UAPI socket for {tun.name}: {exc}")
+        return EXIT_SETUP_FAILED
+
+    device = Interface(tun, request_stop)
+    server = UAPIServer(device, listener, path)
+    watcher = SocketRemovalWatcher(path, lambda: request_stop("UAPI socket file removed"))
+    try:
+        device.start()  # before the server: a set must find the data plane running
+        await server.start()
+        watcher.start()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, request_stop, f"received {signum.name}")
+        log.info("device %s started", tun.name)
+        if TEST_TIME_SCALE != 1.0:
+            log.warning("test hook %s=%g: protocol timers shortened", TEST_TIME_SCALE_ENV,
+                        TEST_TIME_SCALE)  # fmt: skip
+        readiness.ready(tun.name)
+        await stopping.wait()
+    except Exception as exc:
+        readiness.failed(f"failed to start {tun.name}: {exc}")
+        return EXIT_SETUP_FAILED
+    finally:
+        watcher.stop()
+        device.stop()
+        await server.close()
+        tun.close()  # the last fd: the kernel deletes the interface
+    return EXIT_OK
+
+
+def _launch_daemon(interface: str) -> int:
+    """Start the foreground child in its own session and wait for its readiness report."""
+    read_end, write_end = os.pipe()
+    env = dict(os.environ)
+    env[ENV_FOREGROUND] = "1"
+    env[ENV_READY_FD] = str(write_end)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    keep_output = (
+        ENV_LOG_LEVEL in os.environ
+        and _log_level() is not None
+        and not os.environ.get(ENV_LOG_FILE)
+    )
+    output = None if keep_output else subprocess.DEVNULL
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "wgfast.daemon", interface],
+            env=env,
+            pass_fds=(write_end,),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
+            start_new_session=True,
+            cwd="/",
+        )
+    finally:
+        os.close(write_end)
+    try:
+        message = _read_report(read_end, READY_TIMEOUT_SECONDS)
+    finally:
+        os.close(read_end)
+    if message.startswith("ready "):
+        return EXIT_OK
+    if message.startswith("error "):
+        reason = message[len("error ") :]
+    elif message:
+        reason = f"unexpected report from daemon: {message!r}"
+    else:
+        reason = "daemon did not report readiness"
+    try:
+        status = child.wait(timeout=5)
+        reason += f" (daemon exited with status {status})"
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        reason += " (daemon killed)"
+    print(f"wgfastd: {reason}", file=sys.stderr)
+    return EXIT_SETUP_FAILED
+
+
+def _read_report(fd: int, timeout: float) -> str:
+    """Read the child's one-line report; empty if it closed the pipe without one."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return ""
+        readable, _, _ = select.select([fd], [], [], remaining)
+        if not readable:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode("utf-8", "replace").strip()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wgfastd",
+        description="Userspace WireGuard daemon (drop-in for wireguard-go).",
+        epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
+    parser.add_argument("--version", action="version", version=f"wgfastd v{__version__}")
+    parser.add_argument("interface", metavar="INTERFACE", help="interface name, e.g. wg0")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        check_interface_name(args.interface)
+    except ValueError as exc:
+        print(f"wgfastd: {exc}", file=sys.stderr)
+        return EXIT_SETUP_FAILED
+    foreground = args.foreground or os.environ.get(ENV_FOREGROUND) == "1"
+    if not foreground:
+        return _launch_daemon(args.interface)
+    readiness = Readiness()
+    _setup_logging(args.interface)
+    try:
+        return asyncio.run(run_device(args.interface, readiness))
+    except BaseException as exc:  # report even unexpected failures to the launcher
+        readiness.failed(f"wgfastd crashed: {exc!r}")
+        raise
+

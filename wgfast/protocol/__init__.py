@@ -1,0 +1,20 @@
+"""The sans-I/O WireGuard protocol core: datagrams, a clock and data-plane events in; datagrams to
+send and actions for the data plane out. Nothing here opens a socket, a file or a thread.
+
+    messages     wire formats and the paper's constants (the kernel's messages.h)
+    drop         why an incoming handshake datagram was rejected
+    tai64n       handshake timestamps
+    aead         the handshake's AEADs, from the compiled core
+    noise        Noise_IKpsk2: key derivation and the four handshake steps
+    cookie       mac1, mac2 and cookie replies
+    ratelimiter  the per-source token bucket for handshakes under load
+    keypair      transport keypairs and a peer's previous/current/next slots
+    index_table  local sender indices
+    timers       one peer's timers as a state machine
+    outputs      what the core asks its caller to do
+    peer         one peer's handshake, keypairs, timers and cookies
+    device_state the device: every peer, the identity, the index table
+
+Imports point only down: to each other, to the shared leaves (`wgfast.keys`, `wgfast._native`),
+never to the daemon, the command line, the API or the benchmarks.
+"""
