@@ -32,15 +32,26 @@ struct wgf_dp_peer {
     union wgf_dp_endpoint endpoint;
     struct wgf_dp_keypair_slot slots[WGF_DP_KEYPAIR_SLOTS];
     uint8_t previous, current, next; /* slot numbers or WGF_DP_SLOT_NONE */
-    bool handshake_wanted;  /* a NEED_HANDSHAKE event is out; cleared by a keypair install */
+    bool handshake_wanted;  /* a HANDSHAKE_WANTED event is out; cleared by a keypair install */
     bool flush_pending;     /* the loop should send the staged packets */
     bool keepalive_pending; /* the loop should send a keepalive */
+    bool stranded;          /* cannot start a handshake: no endpoint, or no identity */
+    bool handshake_in_flight;
+    uint32_t handshake_index; /* the index of the handshake in flight */
+    uint64_t zero_at_ns;      /* every key is zeroed then; 0: not scheduled */
     /* Staged packets: a ring of pool buffers (packet at WGF_DATA_HEADER_LEN, len bytes). */
     uint8_t *staged[WGF_DP_STAGED_MAX];
     uint16_t staged_len[WGF_DP_STAGED_MAX];
     uint32_t staged_head, staged_count;
     uint64_t rx_bytes, tx_bytes, rx_packets, tx_packets;
-    uint64_t last_sent_ns, last_received_ns, last_data_received_ns;
+    struct wgf_dp_activity activity;
+    /* Events not yet taken (dataplane_events.c): the bits and the state they report, and the
+     * peer's place in the list of peers with events. */
+    uint32_t events;
+    uint32_t confirmed_index, retired_index, staged_dropped;
+    uint64_t confirmed_ns;
+    bool listed;
+    struct wgf_dp_peer *ev_prev, *ev_next;
 };
 
 /* Datagrams ready for sendmmsg, one array per socket. */
@@ -91,20 +102,31 @@ struct wgf_dp_open_batch {
 
 struct wgf_dp {
     int tun_fd, udp4_fd, udp6_fd;
-    int wake_fd;  /* eventfd: control calls -> loop */
-    int event_fd; /* eventfd: loop -> Python, readable while the queue holds messages */
+    int wake_fd;  /* eventfd: control calls -> send thread */
+    int event_fd; /* eventfd: loop -> Python (dataplane_events.c) */
+    int timer_fd; /* timerfd: the send thread's timers (zeroing keys, reporting activity) */
     unsigned mtu;
     unsigned offloads;           /* atomic: WGF_DP_OFFLOAD_* in effect */
     struct wgf_dp_offload *off;  /* offload buffers (dataplane_offload.c); NULL until asked */
     size_t tx_buf_size, rx_buf_size;
     int stop;         /* atomic */
     int work_pending; /* atomic: some peer has flush_pending or keepalive_pending */
-    /* Two threads (wgf_dp_run): the caller's sends (TUN -> UDP, control work), a second one
-     * receives (UDP -> TUN). Each owns the buffers marked send- or receive-owned below. */
-    int rx_wake_fd; /* eventfd: stop -> receive thread */
+    /* Two threads (wgf_dp_run): the caller's sends (TUN -> UDP, control work, timers), a second
+     * one receives (UDP -> TUN). Each owns the buffers marked send- or receive-owned below. */
+    int rx_wake_fd; /* eventfd: stop or pause -> receive thread */
     int halt;       /* atomic: one thread of a wgf_dp_run pair ended; the other follows */
     int rx_error;   /* atomic: the receive thread's fatal errno (negative), else 0 */
     unsigned threads; /* 1: one loop does both directions; 2: receive gets its own thread */
+    int once_busy;    /* atomic: a wgf_dp_run_once is running */
+    wgf_dp_clock_fn clock;
+    void *clock_ctx;
+
+    /* Pausing the loop threads at a round boundary to replace what they use (dataplane.c). */
+    pthread_mutex_t control_lock; /* one reconfiguration at a time */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    int pause_requested; /* atomic; set and cleared under pause_lock */
+    unsigned loops_active, loops_parked; /* under pause_lock */
 
     /* Everything below up to the queue is guarded by lock. */
     pthread_mutex_t lock;
@@ -114,28 +136,38 @@ struct wgf_dp {
     size_t peer_cap, peer_count;
     uint8_t **pool;             /* free staged buffers (a stack); only the send side takes */
     size_t pool_free;
+    size_t stranded_staged;     /* staged buffers held by stranded peers */
+    bool identity;              /* the device has a private key */
     uint64_t keypair_serial;    /* last wgf_dp_keypair_slot.serial handed out */
+    uint64_t next_zero_at_ns;   /* the earliest peer zero_at_ns, 0 for none */
+    uint64_t report_due_ns;     /* activity waits to be reported until then; 0: none waits */
+    struct wgf_dp_peer *ev_head, *ev_tail; /* peers with events, oldest first */
+    /* Set under lock (atomically, so that wgf_dp_flush_signals may look without it). */
+    int timer_stale;            /* the timer fd must be re-armed (after the lock is dropped) */
+    int signal_due;             /* Python must be signalled (after the lock is dropped) */
 
     struct wgf_allowedips *allowedips; /* own locks */
-    struct wgf_index_table *index;     /* own locks */
+    struct wgf_index_table *index;     /* own locks; changed under lock */
 
     /* Send-owned. */
-    uint8_t *buf_mem;                   /* tx buffers + pool, then rx buffers */
+    uint8_t *tx_mem;                    /* tx buffers + pool */
     uint8_t *tx_bufs[WGF_DP_BATCH];     /* buffer i's packet sits at WGF_DATA_HEADER_LEN */
     uint8_t *keepalive_bufs;            /* WGF_DP_BATCH x WGF_DATA_MIN_LEN */
     struct wgf_dp_out out;
     struct wgf_dp_seal_batch seal;
     /* Receive-owned (on its own cache lines: the send thread writes the fields above). */
-    uint8_t *rx_bufs[WGF_DP_BATCH] __attribute__((aligned(64)));
+    uint8_t *rx_mem __attribute__((aligned(64)));
+    uint8_t *rx_bufs[WGF_DP_BATCH];
     struct wgf_dp_open_batch open;
     struct mmsghdr rx_msgs[WGF_DP_BATCH];
     struct iovec rx_iov[WGF_DP_BATCH];
     union wgf_dp_endpoint rx_from[WGF_DP_BATCH];
 
-    /* Messages up to Python. */
+    /* Handshake datagrams up to Python (dataplane_events.c). */
     pthread_mutex_t queue_lock;
-    struct wgf_dp_msg *queue;
+    struct wgf_dp_handshake_msg *queue;
     size_t queue_head, queue_count;
+    int signalled; /* atomic: event_fd was written and not yet acknowledged */
 
     struct wgf_dp_stats stats; /* every field updated and read with relaxed atomics */
 };
@@ -146,8 +178,12 @@ struct wgf_dp {
     __atomic_fetch_add(&(dp)->stats.drops[(reason)], (uint64_t)(v), __ATOMIC_RELAXED)
 void wgf_dp_stat_max(uint64_t *field, uint64_t v);
 
-uint64_t wgf_dp_now_ns(void);
 static inline uint64_t wgf_dp_age(uint64_t now, uint64_t then) { return now > then ? now - then : 0; }
+/* When keys derived now are zeroed (three REJECT_AFTER_TIMEs). Under dp->lock. */
+static inline uint64_t wgf_dp_zero_time(const struct wgf_dp *dp, uint64_t now)
+{
+    return now + WGF_ZERO_KEYS_AFTER_REJECTS * dp->limits.reject_after_time_ns;
+}
 
 /* dataplane_peer.c; all under dp->lock. */
 struct wgf_dp_peer *wgf_dp_peer_find(struct wgf_dp *dp, uint32_t id);
@@ -155,16 +191,39 @@ void wgf_dp_peers_free_all(struct wgf_dp *dp);
 /* The current keypair if it may still send, else NULL. */
 struct wgf_dp_keypair_slot *wgf_dp_sending_keypair(const struct wgf_dp *dp, struct wgf_dp_peer *p,
                                                    uint64_t now);
-/* Queues one NEED_HANDSHAKE event for p unless one is already out. */
+/* Raises one HANDSHAKE_WANTED event for p unless one is already out. */
 void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p);
 /* Responder's next keypair authenticated data: previous <- current <- next. True when it flagged
  * staged packets for the send side (which the caller wakes once it dropped the lock). */
-bool wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p);
+bool wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p, uint64_t now);
+/* Authenticated data came from ep: it is the peer's endpoint now (reported when it changed). */
+void wgf_dp_peer_roamed(struct wgf_dp *dp, struct wgf_dp_peer *p, const union wgf_dp_endpoint *ep,
+                        uint64_t now);
 /* Moves the packet in *buf (len bytes) to p's staged queue, giving *buf a free pool buffer in
- * exchange. Pushes out the oldest staged packet when the queue or the pool is full. */
+ * exchange. Pushes out the oldest staged packet when the queue, the pool or the stranded
+ * peers' share of it is full. */
 void wgf_dp_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, uint8_t **buf, size_t len);
+/* Takes p's oldest staged packet off its queue (the buffer is the caller's to return). */
+uint8_t *wgf_dp_unstage(struct wgf_dp *dp, struct wgf_dp_peer *p, size_t *len);
+/* Zeroes every keypair of p whose zero time has come; returns the earliest one still ahead (or
+ * 0). Called by the timers. */
+uint64_t wgf_dp_peer_zero_due(struct wgf_dp *dp, struct wgf_dp_peer *p, uint64_t now);
 /* Asks the loop to do flagged per-peer work. */
 void wgf_dp_kick(struct wgf_dp *dp);
+
+/* dataplane_events.c */
+/* Records events for p (under dp->lock): activity is reported when its report falls due,
+ * anything else as soon as the lock is dropped (wgf_dp_flush_signals). */
+void wgf_dp_peer_event(struct wgf_dp *dp, struct wgf_dp_peer *p, uint32_t events, uint64_t now);
+/* Takes p off the list of peers with events (it is being removed). Under dp->lock. */
+void wgf_dp_peer_unlist(struct wgf_dp *dp, struct wgf_dp_peer *p);
+/* Makes the event fd readable (no lock held). */
+void wgf_dp_signal(struct wgf_dp *dp);
+/* After dropping dp->lock: signals Python and re-arms the timer fd if events asked for it. */
+void wgf_dp_flush_signals(struct wgf_dp *dp);
+/* 0, or -1 when the queue is full (counted). Takes queue_lock only. */
+int wgf_dp_queue_handshake(struct wgf_dp *dp, const uint8_t *data, size_t len,
+                           const union wgf_dp_endpoint *source);
 
 /* dataplane_send.c */
 /* Reserves kp's next n counters for bufs[0..n) (packets at WGF_DATA_HEADER_LEN, lens[i] bytes)
@@ -212,10 +271,10 @@ bool wgf_dp_gro_on(const struct wgf_dp *dp, int fd);
 void wgf_dp_receive_gro(struct wgf_dp *dp, int fd);
 /* Points rx_bufs back at the slots' own buffers (after GRO receives borrowed them). */
 void wgf_dp_rx_own_buffers(struct wgf_dp *dp);
-
-/* dataplane_control.c */
-/* 0, or -1 when the queue is full (counted). Takes queue_lock (may be called under dp->lock). */
-int wgf_dp_queue_push(struct wgf_dp *dp, uint32_t kind, uint32_t peer, const uint8_t *data,
-                      size_t len, const union wgf_dp_endpoint *source);
+/* The loop is paused and new sockets are in place: UDP GRO goes on for them as it was asked. */
+void wgf_dp_offload_sockets_changed(struct wgf_dp *dp);
+/* The loop is paused and the rx/tx buffers were replaced (a new MTU): forget borrowed buffers
+ * and the segments of a super-packet split for the old MTU (counted as oversize drops). */
+void wgf_dp_offload_buffers_changed(struct wgf_dp *dp);
 
 #endif

@@ -47,7 +47,8 @@ struct wgf_dp_offload {
     uint32_t gso_start[WGF_DP_BATCH], gso_len[WGF_DP_BATCH];
     socklen_t namelens[WGF_DP_BATCH];
     /* UDP receive. */
-    bool gro_fd[2]; /* UDP_GRO on the IPv4 / IPv6 socket */
+    bool gro_wanted; /* asked for: sockets set later get it too */
+    bool gro_fd[2];  /* UDP_GRO on the IPv4 / IPv6 socket */
     uint8_t *gro_mem;
     struct mmsghdr gro_msgs[GRO_BUFS];
     struct iovec gro_recv_iov[GRO_BUFS];
@@ -64,6 +65,38 @@ void wgf_dp_offload_free(struct wgf_dp *dp)
     free(dp->off->gro_mem);
     free(dp->off);
     dp->off = NULL;
+}
+
+/* UDP_GRO on each socket there is; true if one took it. */
+static bool enable_gro(struct wgf_dp *dp)
+{
+    struct wgf_dp_offload *o = dp->off;
+    const int fds[2] = {dp->udp4_fd, dp->udp6_fd};
+    for (int f = 0; f < 2; f++)
+        o->gro_fd[f] = fds[f] >= 0 && wgf_udp_enable_gro(fds[f]) == 0;
+    return o->gro_fd[0] || o->gro_fd[1];
+}
+
+void wgf_dp_offload_sockets_changed(struct wgf_dp *dp)
+{
+    if (dp->off == NULL || !dp->off->gro_wanted)
+        return;
+    /* A device that went down without sockets keeps UDP GRO asked for, for when it is up. */
+    if (enable_gro(dp) || (dp->udp4_fd < 0 && dp->udp6_fd < 0))
+        __atomic_or_fetch(&dp->offloads, WGF_DP_OFFLOAD_UDP_GRO, __ATOMIC_RELEASE);
+    else
+        __atomic_and_fetch(&dp->offloads, ~(unsigned)WGF_DP_OFFLOAD_UDP_GRO, __ATOMIC_RELEASE);
+}
+
+void wgf_dp_offload_buffers_changed(struct wgf_dp *dp)
+{
+    struct wgf_dp_offload *o = dp->off;
+    if (o == NULL)
+        return;
+    memcpy(o->rx_own, dp->rx_bufs, sizeof(dp->rx_bufs));
+    if (o->plan_next < o->plan.count) /* segments cut for the old MTU */
+        WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, o->plan.count - o->plan_next);
+    o->plan.count = o->plan_next = 0;
 }
 
 int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags)
@@ -98,15 +131,13 @@ int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags)
     }
     if (flags & WGF_DP_OFFLOAD_UDP_GSO)
         on |= WGF_DP_OFFLOAD_UDP_GSO;
-    if (flags & WGF_DP_OFFLOAD_UDP_GRO) {
-        const int fds[2] = {dp->udp4_fd, dp->udp6_fd};
-        for (int f = 0; f < 2; f++)
-            o->gro_fd[f] = fds[f] >= 0 && wgf_udp_enable_gro(fds[f]) == 0;
-        if (o->gro_fd[0] || o->gro_fd[1]) {
-            if (o->gro_mem == NULL && (o->gro_mem = malloc((size_t)GRO_BUFS * GRO_BUF_SIZE)) == NULL)
-                return -ENOMEM;
+    o->gro_wanted = flags & WGF_DP_OFFLOAD_UDP_GRO;
+    if (o->gro_wanted) {
+        if (o->gro_mem == NULL && (o->gro_mem = malloc((size_t)GRO_BUFS * GRO_BUF_SIZE)) == NULL)
+            return -ENOMEM;
+        /* Without sockets yet (a device that is down), it goes on with the sockets. */
+        if (enable_gro(dp) || (dp->udp4_fd < 0 && dp->udp6_fd < 0))
             on |= WGF_DP_OFFLOAD_UDP_GRO;
-        }
     }
     __atomic_store_n(&dp->offloads, on, __ATOMIC_RELEASE);
     return (int)on;

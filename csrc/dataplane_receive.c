@@ -69,7 +69,7 @@ static void check_run(struct wgf_dp *dp, uint32_t receiver, struct wgf_index_ent
         return;
     }
     struct wgf_dp_keypair_slot *kp = &p->slots[slot];
-    if (wgf_dp_age(now, kp->created_ns) >= dp->limits.reject_after_time_ns) {
+    if (wgf_dp_age(now, kp->created_ns) > dp->limits.reject_after_time_ns) {
         WGF_DP_DROP(dp, WGF_DROP_KEYPAIR_EXPIRED, m);
         return;
     }
@@ -115,6 +115,7 @@ static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, ui
     struct wgf_dp_keypair_slot *kp = &p->slots[slot];
     /* Counted once per run: the send thread's counters share these cache lines. */
     uint64_t packets = 0, bytes = 0, keepalives = 0;
+    size_t last = 0; /* the rx slot of the last packet that authenticated */
     for (size_t r = or->start; r < or->start + or->n; r++) {
         const struct wgf_packet *pkt = &ob->pkts[r];
         size_t i = ob->slot_of[r];
@@ -128,10 +129,8 @@ static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, ui
             continue;
         }
         if (slot == p->next)
-            *kick |= wgf_dp_promote_next(dp, p);
-        /* Roaming: the latest authenticated source is where the peer is now. */
-        memcpy(&p->endpoint, &dp->rx_from[i], sizeof(p->endpoint));
-        p->last_received_ns = now;
+            *kick |= wgf_dp_promote_next(dp, p, now);
+        last = i;
         packets++;
         bytes += dp->rx_msgs[i].msg_len;
 
@@ -150,6 +149,14 @@ static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, ui
         acc[n_acc].peer = p;
         n_acc++;
     }
+    if (packets == 0)
+        return n_acc;
+    /* Roaming: the latest authenticated source is where the peer is now. */
+    wgf_dp_peer_roamed(dp, p, &dp->rx_from[last], now);
+    /* For the timers: anything received ends "data sent, nothing received since". */
+    p->activity.rx_any_ns = now;
+    p->activity.tx_data_first_ns = 0;
+    wgf_dp_peer_event(dp, p, WGF_DP_EV_ACTIVITY, now);
     p->rx_bytes += bytes;
     p->rx_packets += packets;
     WGF_DP_STAT_ADD(dp, rx_packets, packets);
@@ -158,7 +165,7 @@ static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, ui
         WGF_DP_STAT_ADD(dp, keepalives_received, keepalives);
     /* An initiator whose keypair nears REJECT_AFTER_TIME rekeys before it is too late. */
     if (p->current == slot && kp->is_initiator &&
-        wgf_dp_age(now, kp->created_ns) >= dp->rekey_on_receive_age_ns)
+        wgf_dp_age(now, kp->created_ns) > dp->rekey_on_receive_age_ns)
         wgf_dp_want_handshake(dp, p);
     return n_acc;
 }
@@ -186,7 +193,7 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
 
     ob->n_runs = ob->n_pkts = 0;
     pthread_mutex_lock(&dp->lock);
-    uint64_t now = wgf_dp_now_ns();
+    uint64_t now = wgf_dp_now(dp);
     for (size_t d = 0; d < nd; d++) {
         if (done[d])
             continue;
@@ -227,10 +234,14 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
             WGF_DP_DROP(dp, WGF_DROP_SOURCE_NOT_ALLOWED, 1);
             continue;
         }
-        acc[a].peer->last_data_received_ns = now;
+        struct wgf_dp_activity *act = &acc[a].peer->activity;
+        act->rx_data_last_ns = now;
+        if (act->rx_data_first_ns == 0)
+            act->rx_data_first_ns = now;
         acc[n_out++] = acc[a];
     }
     pthread_mutex_unlock(&dp->lock);
+    wgf_dp_flush_signals(dp);
     if (kick)
         wgf_dp_kick(dp);
 
@@ -304,8 +315,8 @@ void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n)
         } else if (handshake_size(word) != 0) {
             if (len != handshake_size(word))
                 WGF_DP_DROP(dp, WGF_DROP_BAD_SIZE, 1);
-            else if (wgf_dp_queue_push(dp, WGF_DP_MSG_HANDSHAKE, 0, b, len, &dp->rx_from[i]) == 0)
-                WGF_DP_STAT_ADD(dp, handshake_messages_up, 1);
+            else
+                wgf_dp_queue_handshake(dp, b, len, &dp->rx_from[i]);
         } else {
             WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1);
         }

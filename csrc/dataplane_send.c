@@ -73,7 +73,18 @@ void wgf_dp_seal_reserve(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp
     }
     p->tx_bytes += bytes;
     p->tx_packets += n;
-    p->last_sent_ns = now;
+    /* For the timers: anything sent ends "data received, nothing sent since"; the first data
+     * sent since something came back starts "data sent, nothing received since". */
+    p->activity.tx_any_ns = now;
+    p->activity.rx_data_first_ns = 0;
+    if (keepalives < n && p->activity.tx_data_first_ns == 0)
+        p->activity.tx_data_first_ns = now;
+    wgf_dp_peer_event(dp, p, WGF_DP_EV_ACTIVITY, now);
+    /* The kernel's keep_key_fresh on send: past REKEY_AFTER_MESSAGES for anyone, past
+     * REKEY_AFTER_TIME for the initiator, a new handshake is due. */
+    if (kp->send_counter > WGF_REKEY_AFTER_MESSAGES ||
+        (kp->is_initiator && wgf_dp_age(now, kp->created_ns) > dp->limits.rekey_after_time_ns))
+        wgf_dp_want_handshake(dp, p);
     WGF_DP_STAT_ADD(dp, tx_packets, n);
     WGF_DP_STAT_ADD(dp, tx_bytes, bytes);
     WGF_DP_STAT_ADD(dp, keepalives_sent, keepalives);
@@ -178,10 +189,6 @@ static void send_or_stage(struct wgf_dp *dp, struct wgf_dp_peer *p, const size_t
             run_lens[k] = lens[idx[k]];
         }
         wgf_dp_seal_reserve(dp, p, kp, bufs, run_lens, sealed, now, fam);
-        if (kp->send_counter >= WGF_REKEY_AFTER_MESSAGES ||
-            (kp->is_initiator &&
-             wgf_dp_age(now, kp->created_ns) >= dp->limits.rekey_after_time_ns))
-            wgf_dp_want_handshake(dp, p);
     }
     if (sealed == m)
         return;
@@ -212,7 +219,7 @@ static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
     wgf_allowedips_lookup_packets(dp->allowedips, pkts, lens, n, WGF_IP_DESTINATION, peers);
 
     pthread_mutex_lock(&dp->lock);
-    uint64_t now = wgf_dp_now_ns();
+    uint64_t now = wgf_dp_now(dp);
     /* Group by peer (keeping each peer's order) so each peer's packets seal in one call. */
     for (size_t i = 0; i < n; i++) {
         if (done[i])
@@ -231,6 +238,7 @@ static void route_and_send(struct wgf_dp *dp, size_t n, const size_t *lens)
             send_or_stage(dp, p, idx, m, lens, now);
     }
     pthread_mutex_unlock(&dp->lock);
+    wgf_dp_flush_signals(dp);
     wgf_dp_seal_flush(dp);
     wgf_dp_transmit(dp);
 }
@@ -298,7 +306,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
         size_t room = WGF_DP_BATCH, keepalives = 0;
         more = false;
         pthread_mutex_lock(&dp->lock);
-        uint64_t now = wgf_dp_now_ns();
+        uint64_t now = wgf_dp_now(dp);
         for (size_t i = 0; i < dp->peer_cap; i++) {
             struct wgf_dp_peer *p = dp->peers[i];
             if (p == NULL)
@@ -330,11 +338,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                     size_t lens[WGF_DP_BATCH], k = 0;
                     uint64_t left = WGF_REJECT_AFTER_MESSAGES - kp->send_counter;
                     while (k < room && k < left && p->staged_count > 0) {
-                        bufs[k] = p->staged[p->staged_head];
-                        lens[k] = p->staged_len[p->staged_head];
-                        p->staged[p->staged_head] = NULL;
-                        p->staged_head = (p->staged_head + 1) % WGF_DP_STAGED_MAX;
-                        p->staged_count--;
+                        bufs[k] = wgf_dp_unstage(dp, p, &lens[k]);
                         k++;
                     }
                     wgf_dp_seal_reserve(dp, p, kp, bufs, lens, k, now, fam);
@@ -350,6 +354,7 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                 more = true;
         }
         pthread_mutex_unlock(&dp->lock);
+        wgf_dp_flush_signals(dp);
         wgf_dp_seal_flush(dp);
         wgf_dp_transmit(dp);
     }

@@ -34,6 +34,8 @@ make -s -C csrc clean
 make -s -C csrc test
 echo "== C core: standalone tests under ASan + UBSan"
 make -s -C csrc sanitize
+echo "== C core: standalone tests under ThreadSanitizer"
+make -s -C csrc tsan
 echo "== the extension under ASan + UBSan (C-facing Python tests, a short packet fuzz)"
 PYTHON="$venv/bin/python" bash scripts/sanitize.sh
 

@@ -1,5 +1,7 @@
 # Bindings for csrc/dataplane.h: the batched TUN <-> UDP data plane, run on a Python thread with
-# the GIL released, driven by the control plane through peer/keypair calls and a message queue.
+# the GIL released, driven by the control plane through peer, handshake and keypair calls, and
+# heard from through its event fd (handshake datagrams and per-peer events).
+import errno as _dp_errno
 import ipaddress as _dp_ipaddress
 import os as _dp_os
 import socket as _dp_socket
@@ -8,16 +10,17 @@ import struct as _dp_struct
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-
 from wgfast.includes.dataplane cimport *
 from wgfast.includes.tables cimport *
 
 
-DP_MSG_HANDSHAKE = WGF_DP_MSG_HANDSHAKE
-DP_MSG_NEED_HANDSHAKE = WGF_DP_MSG_NEED_HANDSHAKE
-DP_MSG_KEYPAIR_CONFIRMED = WGF_DP_MSG_KEYPAIR_CONFIRMED
 DP_BATCH = WGF_DP_BATCH
 DP_STAGED_MAX = WGF_DP_STAGED_MAX
+DP_STAGED_POOL = WGF_DP_STAGED_POOL
+DP_STRANDED_MAX = WGF_DP_STRANDED_MAX
+DP_HANDSHAKE_QUEUE = WGF_DP_HANDSHAKE_QUEUE
+DP_MTU_MIN = WGF_DP_MTU_MIN
+DP_MTU_MAX = WGF_DP_MTU_MAX
 # Offload flags (dataplane.h); TUN_USO is reported, never asked for.
 DP_OFFLOAD_TUN_VNET = WGF_DP_OFFLOAD_TUN_VNET
 DP_THREADS_DEFAULT = WGF_DP_THREADS_DEFAULT
@@ -26,6 +29,15 @@ DP_OFFLOAD_TUN_GRO = WGF_DP_OFFLOAD_TUN_GRO
 DP_OFFLOAD_UDP_GSO = WGF_DP_OFFLOAD_UDP_GSO
 DP_OFFLOAD_UDP_GRO = WGF_DP_OFFLOAD_UDP_GRO
 DP_OFFLOAD_TUN_USO = WGF_DP_OFFLOAD_TUN_USO
+# Peer event bits (enum wgf_dp_event_bits).
+DP_EV_ACTIVITY = WGF_DP_EV_ACTIVITY
+DP_EV_HANDSHAKE_WANTED = WGF_DP_EV_HANDSHAKE_WANTED
+DP_EV_KEYPAIR_CONFIRMED = WGF_DP_EV_KEYPAIR_CONFIRMED
+DP_EV_KEYPAIR_RETIRED = WGF_DP_EV_KEYPAIR_RETIRED
+DP_EV_KEYS_ZEROED = WGF_DP_EV_KEYS_ZEROED
+DP_EV_ENDPOINT_CHANGED = WGF_DP_EV_ENDPOINT_CHANGED
+DP_EV_STAGED_DROPPED = WGF_DP_EV_STAGED_DROPPED
+DP_INDEX_HANDSHAKE = WGF_DP_INDEX_HANDSHAKE
 
 _SOCKADDR_IN = _dp_struct.Struct("=H2s4s8x")     # family (host order), port (network), addr
 _SOCKADDR_IN6 = _dp_struct.Struct("=H2s4s16sI")  # ... flowinfo (network), addr, scope id
@@ -69,22 +81,25 @@ cdef const uint8_t *_dp_key(const uint8_t[::1] key) except NULL:
     return &key[0]
 
 
+cdef object _dp_activity(const wgf_dp_activity *a):
+    return (a.tx_any_ns, a.rx_any_ns, a.tx_data_first_ns, a.rx_data_first_ns, a.rx_data_last_ns)
+
+
 cdef class DataPlane:
-    """The compiled data plane of one interface.
+    """The compiled data plane of one interface, for the daemon's whole life.
 
     The caller owns the fds (made non-blocking here, never closed here). run() blocks the calling
     thread with the GIL released until stop(); every other method may be called from any thread
-    meanwhile. Handshake messages and events come back through poll(), whose event_fd is readable
-    exactly while messages wait."""
+    meanwhile: set_sockets() and set_mtu() pause the loop at a round boundary for the swap, and
+    keep every session. What the data plane has to say comes back through take_events(), once
+    event_fd is readable."""
 
     cdef wgf_dp *dp
-    cdef readonly unsigned mtu
     cdef bint running
 
-    def __cinit__(self, int tun_fd, int udp4_fd, int udp6_fd, unsigned mtu=1420,
+    def __cinit__(self, int tun_fd, int udp4_fd=-1, int udp6_fd=-1, unsigned mtu=1420,
                   time_limits=None):
         _dp_check(wgf_dp_new(&self.dp, tun_fd, udp4_fd, udp6_fd, mtu), "data plane")
-        self.mtu = mtu
         if time_limits is not None:
             self.set_time_limits(**time_limits)
 
@@ -101,7 +116,8 @@ cdef class DataPlane:
     def close(self) -> None:
         """Frees the data plane (zeroing its keys). The loop must have returned."""
         if self.running:
-            raise RuntimeError("stop() the data plane and wait for run() to return first")
+            raise RuntimeError("stop() the data plane and wait for run() or run_once() to "
+                               "return first")
         wgf_dp_free(self.dp)
         self.dp = NULL
 
@@ -120,11 +136,17 @@ cdef class DataPlane:
         return r
 
     def run_once(self, int timeout_ms=0) -> int:
-        """One poll round: 0, 1 once stopped, or a negative errno."""
+        """One poll round: 0, 1 once stopped, or a negative errno (-EBUSY while run() runs)."""
         cdef wgf_dp *dp = self._live()
         cdef int r
-        with nogil:
-            r = wgf_dp_run_once(dp, timeout_ms)
+        if self.running:
+            return -_dp_errno.EBUSY
+        self.running = True  # close() waits for it like for run()
+        try:
+            with nogil:
+                r = wgf_dp_run_once(dp, timeout_ms)
+        finally:
+            self.running = False
         return r
 
     def set_offloads(self, unsigned flags) -> int:
@@ -155,31 +177,63 @@ cdef class DataPlane:
     def stop(self) -> None:
         wgf_dp_stop(self._live())
 
+    def set_sockets(self, int udp4_fd, int udp6_fd) -> None:
+        """Replaces the UDP sockets (-1: none) under the running loop, keeping every session;
+        once it returns, the loop no longer uses the old fds."""
+        cdef wgf_dp *dp = self._live()
+        cdef int r
+        with nogil:
+            r = wgf_dp_set_sockets(dp, udp4_fd, udp6_fd)
+        _dp_check(r, "set sockets")
+
+    @property
+    def mtu(self) -> int:
+        return wgf_dp_get_mtu(self._live())
+
+    def set_mtu(self, unsigned mtu) -> None:
+        """Resizes the buffers for a new MTU under the running loop, keeping every session."""
+        cdef wgf_dp *dp = self._live()
+        cdef int r
+        with nogil:
+            r = wgf_dp_set_mtu(dp, mtu)
+        _dp_check(r, "set MTU")
+
     @property
     def time_limits(self) -> dict:
-        """The keypair ages the data plane acts on, in nanoseconds (the paper's by default)."""
+        """The times the data plane acts on, in nanoseconds (the paper's by default)."""
         cdef wgf_dp_time_limits l
         wgf_dp_get_time_limits(self._live(), &l)
         return {"rekey_after_time_ns": l.rekey_after_time_ns,
                 "reject_after_time_ns": l.reject_after_time_ns,
                 "keepalive_timeout_ns": l.keepalive_timeout_ns,
-                "rekey_timeout_ns": l.rekey_timeout_ns}
+                "rekey_timeout_ns": l.rekey_timeout_ns,
+                "activity_report_ns": l.activity_report_ns}
 
     def set_time_limits(self, uint64_t rekey_after_time_ns, uint64_t reject_after_time_ns,
-                        uint64_t keepalive_timeout_ns, uint64_t rekey_timeout_ns) -> None:
+                        uint64_t keepalive_timeout_ns, uint64_t rekey_timeout_ns,
+                        uint64_t activity_report_ns) -> None:
         """Replaces the time limits (a test hook shortens them with the protocol's timers)."""
         cdef wgf_dp_time_limits l
         l.rekey_after_time_ns = rekey_after_time_ns
         l.reject_after_time_ns = reject_after_time_ns
         l.keepalive_timeout_ns = keepalive_timeout_ns
         l.rekey_timeout_ns = rekey_timeout_ns
+        l.activity_report_ns = activity_report_ns
         _dp_check(wgf_dp_set_time_limits(self._live(), &l), "time limits")
+
+    def run_timers(self) -> None:
+        """Does what the data plane's timers have due (the loop does it by itself)."""
+        wgf_dp_run_timers(self._live())
+
+    def set_identity(self, bint present) -> None:
+        """Whether the device has a private key (without one, staged packets are stranded)."""
+        wgf_dp_set_identity(self._live(), present)
 
     def add_peer(self, uint32_t peer) -> None:
         _dp_check(wgf_dp_peer_add(self._live(), peer), "add peer")
 
     def remove_peer(self, uint32_t peer) -> None:
-        """Zeroes its keys, drops its staged packets and removes its allowed IPs."""
+        """Zeroes its keys, frees its indices, drops its staged packets and allowed IPs."""
         _dp_check(wgf_dp_peer_remove(self._live(), peer), "remove peer")
 
     def set_endpoint(self, uint32_t peer, endpoint) -> None:
@@ -197,11 +251,29 @@ cdef class DataPlane:
         _dp_check(wgf_dp_peer_get_endpoint(self._live(), peer, &ep), "get endpoint")
         return _dp_endpoint_tuple(&ep)
 
+    def begin_handshake(self, uint32_t peer) -> int:
+        """A fresh receiver index for the peer's new handshake (freeing the one before)."""
+        cdef uint32_t index = 0
+        _dp_check(wgf_dp_peer_begin_handshake(self._live(), peer, &index), "begin handshake")
+        return index
+
+    def end_handshake(self, uint32_t peer) -> None:
+        """Frees the index of the peer's handshake in flight, if any."""
+        _dp_check(wgf_dp_peer_end_handshake(self._live(), peer), "end handshake")
+
+    def index_owner(self, uint32_t index) -> int:
+        """The peer id whose handshake or keypair holds `index`, 0 for none."""
+        cdef wgf_index_entry e
+        if wgf_index_table_lookup(wgf_dp_index_table(self._live()), index, &e) != 0:
+            return 0
+        return e.peer
+
     def install_keypair(self, uint32_t peer, uint32_t local_index, uint32_t remote_index,
                         const uint8_t[::1] send_key, const uint8_t[::1] receive_key,
                         bint is_initiator, uint64_t created_ns) -> None:
-        """Hands a handshake's keypair down (created_ns: time.monotonic_ns() when derived).
-        Initiator: current at once and staged packets flush. Responder: next, until confirmed."""
+        """Hands a handshake's keypair down (local_index: the handshake's, from
+        begin_handshake; created_ns: time.monotonic_ns() when derived). Initiator: current at
+        once and staged packets flush. Responder: next, until data under it confirms it."""
         cdef wgf_dp_keypair kp
         memset(&kp, 0, sizeof(kp))
         kp.local_index = local_index
@@ -215,13 +287,23 @@ cdef class DataPlane:
         _dp_check(r, "install keypair")
 
     def expire_keypairs(self, uint32_t peer) -> None:
+        """Zeroes the peer's keypairs now; the next packet asks for a handshake."""
         _dp_check(wgf_dp_peer_expire_keypairs(self._live(), peer), "expire keypairs")
+
+    def expire_later(self, uint32_t peer) -> None:
+        """Schedules the zeroing of the peer's keys 3 x REJECT_AFTER_TIME from now, unless one
+        is scheduled already."""
+        _dp_check(wgf_dp_peer_expire_later(self._live(), peer), "expire later")
 
     def send_keepalive(self, uint32_t peer) -> None:
         _dp_check(wgf_dp_peer_send_keepalive(self._live(), peer), "send keepalive")
 
     def drop_staged(self, uint32_t peer) -> int:
         return _dp_check(wgf_dp_peer_drop_staged(self._live(), peer), "drop staged")
+
+    def count_bytes(self, uint32_t peer, uint64_t rx, uint64_t tx) -> None:
+        """Adds handshake messages exchanged with the peer to its byte counters."""
+        _dp_check(wgf_dp_peer_count_bytes(self._live(), peer, rx, tx), "count bytes")
 
     def peer_info(self, uint32_t peer) -> dict:
         cdef wgf_dp_peer_info i
@@ -230,14 +312,15 @@ cdef class DataPlane:
             "endpoint": _dp_endpoint_tuple(&i.endpoint),
             "rx_bytes": i.rx_bytes, "tx_bytes": i.tx_bytes,
             "rx_packets": i.rx_packets, "tx_packets": i.tx_packets,
-            "last_sent_ns": i.last_sent_ns, "last_received_ns": i.last_received_ns,
-            "last_data_received_ns": i.last_data_received_ns,
+            "activity": _dp_activity(&i.activity),
             "staged": i.staged,
             "has_current": bool(i.has_current), "has_next": bool(i.has_next),
             "current_is_initiator": bool(i.current_is_initiator),
             "current_age_ns": i.current_age_ns if i.has_current else None,
             "current_send_counter": i.current_send_counter if i.has_current else None,
             "keypairs_live": i.keypairs_live,
+            "handshake_in_flight": bool(i.handshake_in_flight),
+            "zero_at_ns": i.zero_at_ns,
         }
 
     # ---- allowed IPs (the table the data plane routes with) ----
@@ -267,28 +350,47 @@ cdef class DataPlane:
         return wgf_allowedips_lookup(wgf_dp_allowedips(self._live()), ip.version,
                              <const uint8_t *><const char *>addr)
 
-    # ---- messages up ----
+    # ---- what the data plane has to say ----
 
     @property
     def event_fd(self) -> int:
+        """Readable once something waits for take_events()."""
         return wgf_dp_event_fd(self._live())
 
-    def poll(self, size_t max_messages=64) -> list:
-        """Pops waiting messages as (kind, peer, data, source) tuples: DP_MSG_HANDSHAKE with the
-        datagram and its (host, port) source; DP_MSG_NEED_HANDSHAKE / DP_MSG_KEYPAIR_CONFIRMED
-        with the peer id (data b"", source None)."""
+    def take_events(self, size_t max_handshakes=256, size_t max_peers=1024) -> tuple:
+        """Acknowledges the event fd, then takes what waits: (handshakes, peer_events).
+        handshakes: (datagram, (host, port)) tuples, oldest first. peer_events: (peer, events,
+        confirmed_index, retired_index, staged_dropped, confirmed_ns, endpoint, activity)
+        tuples, activity being (tx_any_ns, rx_any_ns, tx_data_first_ns, rx_data_first_ns,
+        rx_data_last_ns) with 0 for none. Whatever is left beyond the limits keeps the fd
+        readable, for the next call."""
         cdef wgf_dp *dp = self._live()
-        cdef wgf_dp_msg buf[16]
-        cdef size_t n, k
-        out = []
-        while len(out) < max_messages:
-            n = wgf_dp_poll(dp, buf, min(16, max_messages - len(out)))
+        cdef wgf_dp_handshake_msg hs[16]
+        cdef wgf_dp_peer_event ev[64]
+        cdef size_t n, k, taken = 0
+        handshakes = []
+        peers = []
+        wgf_dp_events_ack(dp)
+        while taken < max_handshakes:
+            n = wgf_dp_take_handshakes(dp, hs, min(<size_t>16, max_handshakes - taken))
+            taken += n
             for k in range(n):
-                out.append((buf[k].kind, buf[k].peer, (<const char *>buf[k].data)[:buf[k].len],
-                            _dp_endpoint_tuple(&buf[k].source)))
+                handshakes.append(((<const char *>hs[k].data)[:hs[k].len],
+                                   _dp_endpoint_tuple(&hs[k].source)))
             if n < 16:
                 break
-        return out
+        taken = 0
+        while taken < max_peers:
+            n = wgf_dp_take_peer_events(dp, ev, min(<size_t>64, max_peers - taken))
+            taken += n
+            for k in range(n):
+                peers.append((ev[k].peer, ev[k].events, ev[k].confirmed_index,
+                              ev[k].retired_index, ev[k].staged_dropped, ev[k].confirmed_ns,
+                              _dp_endpoint_tuple(&ev[k].endpoint),
+                              _dp_activity(&ev[k].activity)))
+            if n < 64:
+                break
+        return handshakes, peers
 
     def stats(self) -> dict:
         """Global counters; packets per sendmmsg/recvmmsg = *_packets / *_calls."""
@@ -306,8 +408,10 @@ cdef class DataPlane:
             "keepalives_sent": s.keepalives_sent, "keepalives_received": s.keepalives_received,
             "staged": s.staged, "staged_flushed": s.staged_flushed,
             "handshake_messages_up": s.handshake_messages_up, "events_up": s.events_up,
+            "event_signals": s.event_signals,
             "tun_super_read": s.tun_super_read, "tun_super_written": s.tun_super_written,
             "udp_gso_sends": s.udp_gso_sends, "udp_gso_refused": s.udp_gso_refused,
             "udp_gro_receives": s.udp_gro_receives,
+            "keypairs_zeroed": s.keypairs_zeroed, "staged_held": s.staged_held,
             "drops": {wgf_dp_drop_name(r).decode(): s.drops[r] for r in range(WGF_DROP_COUNT)},
         }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "allowedips.h"
 #include "check.h"
 #include "dataplane_internal.h"
+#include "dp_pair.h"
 
 #define MANY_PEERS 10000u
 
@@ -121,4 +123,103 @@ WGF_TEST(dataplane_ten_thousand_peers_endpoints_and_allowed_ips)
     close(tun[0]);
     close(tun[1]);
     close(udp);
+}
+
+/* Events at scale: traffic to thousands of peers, some with a keypair and some without, while a
+ * flood fills the handshake queue. Every peer's events arrive, once each, carrying the state the
+ * data plane holds; the flood's overflow is counted, not lost into the peers' events. */
+WGF_TEST(dataplane_ten_thousand_peers_lose_no_event_under_a_handshake_flood)
+{
+    struct dp_side s;
+    dp_side_open(&s, MANY_PEERS + 1, "10.255.255.255", 1420); /* one extra peer, never used */
+    dp_fake_clock(&s, 1000 * WGF_NSEC_PER_SEC);
+    struct sockaddr_in sink_addr;
+    int sink = dp_udp_socket(&sink_addr); /* where every peer's endpoint points; never read */
+    struct wgf_allowedips *table = wgf_dp_allowedips(s.dp);
+    enum { TRAFFIC = 4000 }; /* peers 1..TRAFFIC get a packet; odd ones have a keypair */
+    for (uint32_t id = 1; id <= MANY_PEERS; id++) {
+        uint8_t addr[4];
+        address_for(id, addr);
+        CHECK(wgf_dp_peer_add(s.dp, id) == 0);
+        CHECK(wgf_allowedips_insert(table, 4, addr, 32, id) == 0);
+        dp_point_at(&s, id, &sink_addr);
+        if (id <= TRAFFIC && id % 2 == 1) {
+            uint32_t index;
+            CHECK(wgf_dp_peer_begin_handshake(s.dp, id, &index) == 0);
+            struct wgf_dp_keypair kp = {.local_index = index, .remote_index = id,
+                                        .is_initiator = 1, .created_ns = s.now};
+            CHECK(wgf_dp_peer_install_keypair(s.dp, id, &kp) == 0);
+        }
+    }
+    uint8_t init[WGF_MSG_INITIATION_LEN] = {WGF_MSG_INITIATION};
+    union wgf_dp_endpoint src = {.in4 = sink_addr};
+    const int flood = 3 * WGF_DP_HANDSHAKE_QUEUE;
+    int written = 0;
+    for (int i = 0; i < flood || written < TRAFFIC; i++) {
+        if (i < flood)
+            wgf_dp_queue_handshake(s.dp, init, sizeof(init), &src);
+        if (written < TRAFFIC && i % 2 == 0) { /* traffic and flood interleaved */
+            uint8_t pkt[60];
+            char dst[32];
+            uint8_t a[4];
+            written++;
+            address_for((uint32_t)written, a);
+            snprintf(dst, sizeof(dst), "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+            dp_make_ip4(pkt, "10.255.255.254", dst, sizeof(pkt), (uint8_t)written);
+            CHECK(write(s.tun[1], pkt, sizeof(pkt)) == (ssize_t)sizeof(pkt));
+            if (written % 64 == 0)
+                CHECK(wgf_dp_run_once(s.dp, 0) == 0);
+        }
+    }
+    for (int i = 0; i < 2 * TRAFFIC / WGF_DP_BATCH + 4; i++)
+        CHECK(wgf_dp_run_once(s.dp, 0) == 0);
+    s.now += WGF_ACTIVITY_REPORT_NS;
+    wgf_dp_run_timers(s.dp);
+    CHECK(dp_signalled(&s));
+
+    struct wgf_dp_peer_event *ev = calloc(MANY_PEERS, sizeof(*ev));
+    uint8_t *seen = calloc(MANY_PEERS + 2, 1);
+    CHECK(ev != NULL && seen != NULL);
+    if (ev == NULL || seen == NULL) {
+        free(ev);
+        free(seen);
+        return;
+    }
+    size_t n = 0, got;
+    wgf_dp_events_ack(s.dp);
+    while ((got = wgf_dp_take_peer_events(s.dp, ev + n, 100)) > 0) /* in small takes */
+        n += got;
+    CHECK(n == TRAFFIC);
+    size_t wrong = 0, staged = 0;
+    uint64_t tx_packets = 0;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t id = ev[k].peer;
+        struct wgf_dp_peer_info info;
+        if (id == 0 || id > TRAFFIC || seen[id]++ || wgf_dp_peer_get_info(s.dp, id, &info)) {
+            wrong++;
+            continue;
+        }
+        if (id % 2 == 1) { /* sealed and sent: activity, the state the data plane holds */
+            wrong += ev[k].events != WGF_DP_EV_ACTIVITY;
+            wrong += memcmp(&ev[k].activity, &info.activity, sizeof(info.activity)) != 0;
+            wrong += info.tx_packets != 1 || ev[k].activity.tx_data_first_ns != s.now -
+                     WGF_ACTIVITY_REPORT_NS;
+            tx_packets += info.tx_packets;
+        } else { /* no keypair: staged (while the pool lasts), and a handshake wanted */
+            wrong += ev[k].events != WGF_DP_EV_HANDSHAKE_WANTED || info.staged > 1;
+            staged += info.staged;
+        }
+    }
+    CHECK(wrong == 0);
+    CHECK(staged == WGF_DP_STAGED_POOL); /* 2000 wanted a buffer: the pool's worth have one */
+    struct wgf_dp_stats st;
+    wgf_dp_get_stats(s.dp, &st);
+    CHECK(st.tx_packets == tx_packets && tx_packets == TRAFFIC / 2);
+    CHECK(st.handshake_messages_up == WGF_DP_HANDSHAKE_QUEUE);
+    CHECK(st.drops[WGF_DROP_CONTROL_QUEUE_FULL] == (uint64_t)(flood - WGF_DP_HANDSHAKE_QUEUE));
+    CHECK(wgf_dp_take_peer_events(s.dp, ev, 1) == 0); /* nothing twice */
+    free(ev);
+    free(seen);
+    close(sink);
+    dp_side_close(&s);
 }

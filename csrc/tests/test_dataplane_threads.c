@@ -11,9 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../dataplane.h"
 #include "../dataplane_internal.h"
 #include "check.h"
+#include "dp_pair.h"
 
 #define PEER_ID 9
 #define MTU 1420
@@ -21,10 +21,7 @@
 #define PKTS 3000
 
 struct end {
-    struct wgf_dp *dp;
-    int tun[2]; /* [0] the data plane's, [1] the test's */
-    int udp;
-    struct sockaddr_in addr;
+    struct dp_side side;
     pthread_t loop;
     int result;
 };
@@ -32,71 +29,45 @@ struct end {
 static void *loop_main(void *arg)
 {
     struct end *e = arg;
-    e->result = wgf_dp_run(e->dp);
+    e->result = wgf_dp_run(e->side.dp);
     return NULL;
 }
 
 static void end_open(struct end *e, const char *peer_ip)
 {
-    int big = 8 << 20;
-    CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, e->tun) == 0);
-    for (int i = 0; i < 2; i++) {
-        if (setsockopt(e->tun[i], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) != 0)
-            setsockopt(e->tun[i], SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
-    }
-    e->udp = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (setsockopt(e->udp, SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof(big)) != 0)
-        setsockopt(e->udp, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-    memset(&e->addr, 0, sizeof(e->addr));
-    e->addr.sin_family = AF_INET;
-    e->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(bind(e->udp, (struct sockaddr *)&e->addr, sizeof(e->addr)) == 0);
-    socklen_t len = sizeof(e->addr);
-    getsockname(e->udp, (struct sockaddr *)&e->addr, &len);
-    CHECK(wgf_dp_new(&e->dp, e->tun[0], e->udp, -1, MTU) == 0);
-    CHECK(wgf_dp_peer_add(e->dp, PEER_ID) == 0);
-    uint8_t a[4];
-    inet_pton(AF_INET, peer_ip, a);
-    CHECK(wgf_allowedips_insert(wgf_dp_allowedips(e->dp), WGF_IP4, a, 32, PEER_ID) == 0);
+    dp_side_open(&e->side, PEER_ID, peer_ip, MTU);
 }
 
 static void end_close(struct end *e)
 {
-    wgf_dp_free(e->dp);
-    close(e->tun[0]);
-    if (e->tun[1] >= 0)
-        close(e->tun[1]);
-    close(e->udp);
-}
-
-static void point_at(struct end *e, const struct sockaddr_in *to)
-{
-    union wgf_dp_endpoint ep;
-    memset(&ep, 0, sizeof(ep));
-    ep.in4 = *to;
-    CHECK(wgf_dp_peer_set_endpoint(e->dp, PEER_ID, &ep) == 0);
+    dp_side_close(&e->side);
 }
 
 /* Generation g's keypair: A initiates (current at once), B responds (next until data). */
 static void handshake(struct end *a, struct end *b, uint32_t g)
 {
-    struct wgf_dp_keypair kp;
-    memset(&kp, 0, sizeof(kp));
-    kp.local_index = 0x1000 + g;
-    kp.remote_index = 0x2000 + g;
-    memset(kp.send_key, (int)(0x10 + g), WGF_AEAD_KEY_LEN);
-    memset(kp.receive_key, (int)(0x40 + g), WGF_AEAD_KEY_LEN);
-    kp.is_initiator = 1;
-    kp.created_ns = wgf_dp_now_ns();
-    struct wgf_dp_keypair for_a = kp;
-    kp.local_index = 0x2000 + g;
-    kp.remote_index = 0x1000 + g;
-    memset(kp.send_key, (int)(0x40 + g), WGF_AEAD_KEY_LEN);
-    memset(kp.receive_key, (int)(0x10 + g), WGF_AEAD_KEY_LEN);
-    kp.is_initiator = 0;
-    /* B first: A sends under the new keypair the moment it has it. */
-    CHECK(wgf_dp_peer_install_keypair(b->dp, PEER_ID, &kp) == 0);
-    CHECK(wgf_dp_peer_install_keypair(a->dp, PEER_ID, &for_a) == 0);
+    CHECK(dp_handshake(&a->side, PEER_ID, &b->side, PEER_ID, wgf_dp_now(a->side.dp),
+                       (uint8_t)(0x10 + g)) == 0);
+}
+
+static void start_pair(struct end *a, struct end *b)
+{
+    end_open(a, "10.0.0.2");
+    end_open(b, "10.0.0.1");
+    dp_point_at(&a->side, PEER_ID, &b->side.addr);
+    dp_point_at(&b->side, PEER_ID, &a->side.addr);
+    handshake(a, b, 1);
+    CHECK(pthread_create(&a->loop, NULL, loop_main, a) == 0);
+    CHECK(pthread_create(&b->loop, NULL, loop_main, b) == 0);
+}
+
+static void stop_pair(struct end *a, struct end *b)
+{
+    wgf_dp_stop(a->side.dp);
+    wgf_dp_stop(b->side.dp);
+    pthread_join(a->loop, NULL);
+    pthread_join(b->loop, NULL);
+    CHECK(a->result == 0 && b->result == 0);
 }
 
 /* An IPv4/UDP-shaped packet src -> dst carrying sequence number seq. */
@@ -132,14 +103,14 @@ static void *flow_main(void *arg)
     for (uint32_t seq = 0; seq < PKTS || f->received < PKTS;) {
         if (seq < PKTS && seq - (uint32_t)f->received < 64) {
             make_packet(pkt, f->src, f->dst, seq);
-            CHECK(write(f->from->tun[1], pkt, PKT_LEN) == PKT_LEN);
+            CHECK(write(f->from->side.tun[1], pkt, PKT_LEN) == PKT_LEN);
             seq++;
             continue;
         }
-        struct pollfd pfd = {.fd = f->to->tun[1], .events = POLLIN};
+        struct pollfd pfd = {.fd = f->to->side.tun[1], .events = POLLIN};
         if (poll(&pfd, 1, 2000) != 1)
             break; /* lost: the count check below fails */
-        ssize_t r = read(f->to->tun[1], got, sizeof(got));
+        ssize_t r = read(f->to->side.tun[1], got, sizeof(got));
         if (r != PKT_LEN) {
             f->intact = 0;
             continue;
@@ -160,13 +131,7 @@ static void *flow_main(void *arg)
 WGF_TEST(dataplane_threads_traffic_both_ways_with_control_calls)
 {
     struct end a, b;
-    end_open(&a, "10.0.0.2");
-    end_open(&b, "10.0.0.1");
-    point_at(&a, &b.addr);
-    point_at(&b, &a.addr);
-    handshake(&a, &b, 1);
-    CHECK(pthread_create(&a.loop, NULL, loop_main, &a) == 0);
-    CHECK(pthread_create(&b.loop, NULL, loop_main, &b) == 0);
+    start_pair(&a, &b);
 
     struct flow ab = {.from = &a, .to = &b, .src = "10.0.0.1", .dst = "10.0.0.2"};
     struct flow ba = {.from = &b, .to = &a, .src = "10.0.0.2", .dst = "10.0.0.1"};
@@ -178,27 +143,23 @@ WGF_TEST(dataplane_threads_traffic_both_ways_with_control_calls)
     struct wgf_dp_peer_info info;
     struct wgf_dp_stats st;
     for (int i = 0; i < 200; i++) {
-        CHECK(wgf_dp_peer_send_keepalive(a.dp, PEER_ID) == 0);
-        CHECK(wgf_dp_peer_get_info(b.dp, PEER_ID, &info) == 0);
-        wgf_dp_get_stats(a.dp, &st);
+        CHECK(wgf_dp_peer_send_keepalive(a.side.dp, PEER_ID) == 0);
+        CHECK(wgf_dp_peer_get_info(b.side.dp, PEER_ID, &info) == 0);
+        wgf_dp_get_stats(a.side.dp, &st);
         if (i == 100)
             handshake(&a, &b, 2);
         usleep(500);
     }
     pthread_join(tab, NULL);
     pthread_join(tba, NULL);
-    wgf_dp_stop(a.dp);
-    wgf_dp_stop(b.dp);
-    pthread_join(a.loop, NULL);
-    pthread_join(b.loop, NULL);
-    CHECK(a.result == 0 && b.result == 0);
+    stop_pair(&a, &b);
     CHECK(ab.received == PKTS && ba.received == PKTS);
     CHECK(ab.intact && ba.intact);
     CHECK(ab.in_order && ba.in_order);
-    wgf_dp_get_stats(b.dp, &st);
+    wgf_dp_get_stats(b.side.dp, &st);
     CHECK(st.drops[WGF_DROP_AUTH] == 0 && st.drops[WGF_DROP_REPLAY] == 0);
     CHECK(st.keepalives_received > 0);
-    CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0);
+    CHECK(wgf_dp_peer_get_info(a.side.dp, PEER_ID, &info) == 0);
     CHECK(info.current_send_counter > 0); /* the second keypair sealed, keepalives at least */
     end_close(&a);
     end_close(&b);
@@ -210,16 +171,50 @@ WGF_TEST(dataplane_threads_stop_and_tun_failure_end_both)
     end_open(&a, "10.0.0.2");
     end_open(&b, "10.0.0.1");
     /* Stopped before it starts: returns at once, both threads. */
-    wgf_dp_stop(a.dp);
-    CHECK(wgf_dp_run(a.dp) == 0);
+    wgf_dp_stop(a.side.dp);
+    CHECK(wgf_dp_run(a.side.dp) == 0);
     /* The TUN's other end closed: the send thread fails, the receive thread follows. */
-    close(b.tun[1]);
-    b.tun[1] = -1;
+    close(b.side.tun[1]);
+    b.side.tun[1] = -1;
     CHECK(pthread_create(&b.loop, NULL, loop_main, &b) == 0);
     pthread_join(b.loop, NULL);
     CHECK(b.result < 0);
     /* And it can run again (the TUN still failing). */
-    CHECK(wgf_dp_run(b.dp) < 0);
+    CHECK(wgf_dp_run(b.side.dp) < 0);
+    end_close(&a);
+    end_close(&b);
+}
+
+/* Reconfiguration under the running threads: A's socket replaced (a listen-port change) and
+ * its MTU changed again and again while A -> B traffic flows. Nothing is lost or reordered (the
+ * receiver follows A to each new port), and no session is restarted. */
+WGF_TEST(dataplane_threads_sockets_and_mtu_replaced_under_traffic)
+{
+    struct end a, b;
+    start_pair(&a, &b);
+    struct flow ab = {.from = &a, .to = &b, .src = "10.0.0.1", .dst = "10.0.0.2"};
+    pthread_t tab;
+    CHECK(pthread_create(&tab, NULL, flow_main, &ab) == 0);
+    int old = a.side.udp;
+    for (int i = 0; i < 20; i++) {
+        struct sockaddr_in addr;
+        int fresh = dp_udp_socket(&addr);
+        CHECK(wgf_dp_set_sockets(a.side.dp, fresh, -1) == 0);
+        close(old); /* no loop thread uses it any more */
+        old = fresh;
+        CHECK(wgf_dp_set_mtu(a.side.dp, i % 2 ? MTU : 1500) == 0);
+        usleep(2000);
+    }
+    a.side.udp = old;
+    pthread_join(tab, NULL);
+    stop_pair(&a, &b);
+    CHECK(ab.received == PKTS && ab.intact && ab.in_order);
+    struct wgf_dp_peer_info info;
+    CHECK(wgf_dp_peer_get_info(a.side.dp, PEER_ID, &info) == 0);
+    CHECK(info.keypairs_live == 1 && info.current_send_counter >= PKTS);
+    struct wgf_dp_stats st;
+    wgf_dp_get_stats(b.side.dp, &st);
+    CHECK(st.drops[WGF_DROP_AUTH] == 0 && st.drops[WGF_DROP_REPLAY] == 0);
     end_close(&a);
     end_close(&b);
 }

@@ -1,13 +1,15 @@
-"""wgfast.daemon.allowed_ips.sync_allowed_ips against a plain dict table, and against the C
-AllowedIPs table (wgfast.bench._cbench.AllowedIPs)."""
+"""wgfast.daemon.allowed_ips.AllowedIPs against a plain dict table, and against the C
+AllowedIPs table (wgfast.bench._cbench.AllowedIPs): the table follows the configuration peer by
+peer, and the record stays what the table holds even when a write fails half way."""
 
 from __future__ import annotations
 
 import ipaddress
 
-from wgfast.bench._cbench import AllowedIPs
+import pytest
+from wgfast.bench._cbench import AllowedIPs as CTable
 
-from wgfast.daemon.allowed_ips import sync_allowed_ips
+from wgfast.daemon.allowed_ips import AllowedIPs
 
 
 class DictTable:
@@ -15,11 +17,20 @@ class DictTable:
 
     def __init__(self) -> None:
         self.owner: dict = {}
+        self.writes = 0
+        self.fail_after: int | None = None
+
+    def _write(self) -> None:
+        if self.fail_after is not None and self.writes >= self.fail_after:
+            raise MemoryError("table full")
+        self.writes += 1
 
     def insert(self, prefix, peer: int) -> None:
+        self._write()
         self.owner[prefix] = peer
 
     def remove(self, prefix, peer: int) -> bool:
+        self._write()
         if self.owner.get(prefix) != peer:
             return False
         del self.owner[prefix]
@@ -42,32 +53,58 @@ STEPS = [
      3: frozenset({net("0.0.0.0/0")})},
     # peer 1 keeps nothing, peer 3 takes everything v6
     {1: frozenset(), 2: frozenset({net("10.0.0.0/24")}), 3: frozenset({net("::/0")})},
-    {},
+    {1: frozenset(), 2: frozenset(), 3: frozenset()},
 ]
 
 
-def test_steps_match_the_configuration():
+@pytest.mark.parametrize("order", [1, -1], ids=["gainer-last", "gainer-first"])
+def test_steps_match_the_configuration(order):
     table = DictTable()
-    for old, new in zip(STEPS, STEPS[1:], strict=False):
-        sync_allowed_ips(table, old, new)
-        assert table.owner == as_owner(new)
+    ips = AllowedIPs(table)
+    for step in STEPS[1:]:
+        for peer in sorted(step, reverse=order < 0):
+            ips.set(peer, step[peer])
+        assert table.owner == as_owner(step) == ips.owner
+        assert all(ips.of(peer) == prefixes for peer, prefixes in step.items())
 
 
 def test_moved_prefix_is_not_removed_from_its_new_owner():
     table = DictTable()
-    old = {1: frozenset({net("10.0.0.0/24")})}
-    new = {1: frozenset(), 2: frozenset({net("10.0.0.0/24")})}
-    sync_allowed_ips(table, {}, old)
-    removed, inserted = sync_allowed_ips(table, old, new)
-    assert (removed, inserted) == (0, 1)
+    ips = AllowedIPs(table)
+    ips.set(1, {net("10.0.0.0/24")})
+    ips.set(2, {net("10.0.0.0/24")})  # re-pointed: peer 1 loses it at once
+    assert ips.of(1) == frozenset()
+    ips.set(1, set())  # nothing of peer 1's to remove any more
     assert table.owner == {net("10.0.0.0/24"): 2}
 
 
+def test_record_follows_a_write_that_failed_half_way():
+    table = DictTable()
+    ips = AllowedIPs(table)
+    ips.set(1, {net("10.0.0.0/24"), net("10.0.1.0/24")})
+    table.fail_after = table.writes + 1
+    with pytest.raises(MemoryError):
+        ips.set(1, {net("10.0.2.0/24"), net("10.0.3.0/24")})
+    assert as_owner({1: ips.of(1)}) == table.owner  # the truth, whatever got written
+    table.fail_after = None
+    ips.set(1, {net("10.0.0.0/24"), net("10.0.1.0/24")})  # the roll-back
+    assert table.owner == {net("10.0.0.0/24"): 1, net("10.0.1.0/24"): 1}
+
+
+def test_forget_a_removed_peer():
+    ips = AllowedIPs(DictTable())
+    ips.set(4, {net("10.4.0.0/16")})
+    ips.forget(4)
+    assert ips.owner == {} and ips.of(4) == frozenset()
+
+
 def test_against_the_c_table():
-    table = AllowedIPs()
-    for old, new in zip(STEPS, STEPS[1:], strict=False):
-        sync_allowed_ips(table, old, new)
-        owners = as_owner(new)
+    table = CTable()
+    ips = AllowedIPs(table)
+    for step in STEPS[1:]:
+        for peer, prefixes in step.items():
+            ips.set(peer, prefixes)
+        owners = as_owner(step)
         for prefix, peer in owners.items():
             assert table.lookup(prefix.network_address) == peer
         assert len(table) == len(owners)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 
@@ -165,31 +166,57 @@ def _as_skin_sees_it(network) -> str:
 
 
 class _RecordingDataPlane:
-    """The DataPlane calls Interface's sync makes, recorded; staged packets can be faked."""
+    """The DataPlane calls Interface's sync makes, recorded (calls that only report are not),
+    with the peers and allowed IPs they leave; `fail` names calls that raise ENOMEM once `after`
+    of them succeeded, `times` times (a transient failure: once)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
-        self.staged: dict[int, int] = {}
+        self.peers: set[int] = set()
+        self.routes: dict[str, int] = {}
+        self.fail: set[str] = set()
+        self.after = 0
+        self.times = 1
+
+    def _call(self, *call) -> None:
+        if call[0] in self.fail and self.times > 0:
+            if self.after <= 0:
+                self.times -= 1
+                raise OSError(errno.ENOMEM, "out of memory (injected)")
+            self.after -= 1
+        self.calls.append(call)
 
     def add_peer(self, peer: int) -> None:
-        self.calls.append(("add_peer", peer))
+        self._call("add_peer", peer)
+        self.peers.add(peer)
 
     def remove_peer(self, peer: int) -> None:
-        self.calls.append(("remove_peer", peer))
+        self._call("remove_peer", peer)
+        self.peers.discard(peer)
+        self.routes = {k: v for k, v in self.routes.items() if v != peer}
 
     def set_endpoint(self, peer: int, endpoint) -> None:
         host = ipaddress.ip_address(endpoint[0])  # what the skin does with it
         self.calls.append(("set_endpoint", peer, str(host), endpoint[1]))
 
+    def set_identity(self, present: bool) -> None:
+        self.calls.append(("set_identity", present))
+
+    def end_handshake(self, peer: int) -> None:
+        pass
+
     def peer_info(self, peer: int) -> dict:
         self.calls.append(("peer_info", peer))
-        return {"staged": self.staged.get(peer, 0), "has_current": False}
+        return {}
 
     def add_allowed_ip(self, peer: int, network) -> None:
-        self.calls.append(("add_allowed_ip", peer, _as_skin_sees_it(network)))
+        self._call("add_allowed_ip", peer, _as_skin_sees_it(network))
+        self.routes[_as_skin_sees_it(network)] = peer
 
     def remove_allowed_ip(self, peer: int, network) -> None:
-        self.calls.append(("remove_allowed_ip", peer, _as_skin_sees_it(network)))
+        self._call("remove_allowed_ip", peer, _as_skin_sees_it(network))
+        if self.routes.get(_as_skin_sees_it(network)) == peer:
+            del self.routes[_as_skin_sees_it(network)]
 
     def take(self) -> list[tuple]:
         calls, self.calls = self.calls, []
@@ -197,53 +224,69 @@ class _RecordingDataPlane:
 
 
 class _Tun:
-    fd, mtu, name, vnet_hdr = -1, 1420, "wgtest", False
+    """A stand-in TUN: one end of a socketpair (the data plane only needs an fd to create)."""
+
+    mtu, name, vnet_hdr = 1420, "wgtest", False
+
+    def __init__(self) -> None:
+        self.ends = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.fd = self.ends[0].fileno()
 
 
-def _device(peers: int) -> tuple[Interface, _RecordingDataPlane, list[bytes]]:
-    device = Interface(_Tun(), lambda reason: None)  # type: ignore[arg-type]
-    dataplane = _RecordingDataPlane()
-    device.dataplane = dataplane  # type: ignore[assignment]
-    keys = [i.to_bytes(32, "big") for i in range(1, peers + 1)]
-    device.apply(ChangeSet(private_key=bytes(range(32)), peers=[
-        _peer(k, f"10.{i >> 8 & 255}.{i & 255}.0/24", endpoint=f"198.18.{i >> 8 & 255}.{i & 255}:9")
-        for i, k in enumerate(keys)]))  # fmt: skip
-    return device, dataplane, keys
+@pytest.fixture
+def fatal() -> list[str]:
+    """The reasons the interfaces made in a test gave up for."""
+    return []
 
 
-def test_new_peers_loaded_without_peer_info() -> None:
-    device, dataplane, keys = _device(300)
+@pytest.fixture
+def make_device(fatal: list[str]):
+    made: list[tuple[Interface, _Tun]] = []
+
+    def make(peers: int) -> tuple[Interface, _RecordingDataPlane, list[bytes]]:
+        tun = _Tun()
+        device = Interface(tun, fatal.append, fatal.append)  # type: ignore[arg-type]
+        made.append((device, tun))
+        dataplane = _RecordingDataPlane()
+        device.dataplane = dataplane  # type: ignore[assignment]
+        # The record of the allowed-IPs table writes through the recorder from now on.
+        device._runtime.allowed_ips.table.dataplane = dataplane  # type: ignore[attr-defined]
+        keys = [i.to_bytes(32, "big") for i in range(1, peers + 1)]
+        device.apply(ChangeSet(private_key=bytes(range(32)), peers=[
+            _peer(k, f"10.{i >> 8 & 255}.{i & 255}.0/24",
+                  endpoint=f"198.18.{i >> 8 & 255}.{i & 255}:9")
+            for i, k in enumerate(keys)]))  # fmt: skip
+        return device, dataplane, keys
+
+    yield make
+    for _, tun in made:
+        for end in tun.ends:
+            end.close()
+
+
+def test_new_peers_loaded_without_peer_info(make_device) -> None:
+    device, dataplane, keys = make_device(300)
     calls = dataplane.take()
     assert [c[0] for c in calls].count("add_peer") == 300
     assert [c[0] for c in calls].count("add_allowed_ip") == 300
     assert not [c for c in calls if c[0] == "peer_info"]
-    slot = device._slots[keys[5]].id
+    slot = device.peer_ids[keys[5]]
     assert ("set_endpoint", slot, "198.18.0.5", 9) in calls
     assert ("add_allowed_ip", slot, "10.0.5.0/24") in calls
 
 
-def test_one_changed_peer_costs_one_peer_of_work() -> None:
-    device, dataplane, keys = _device(300)
+def test_one_changed_peer_costs_one_peer_of_work(make_device) -> None:
+    device, dataplane, keys = make_device(300)
     dataplane.take()
-    slot = device._slots[keys[7]].id
+    slot = device.peer_ids[keys[7]]
     device.apply(ChangeSet(peers=[_peer(keys[7], endpoint="[fd00::7]:70")]))
-    assert dataplane.take() == [("set_endpoint", slot, "fd00::7", 70), ("peer_info", slot)]
+    assert dataplane.take() == [("set_endpoint", slot, "fd00::7", 70)]
 
 
-def test_changed_endpoint_with_staged_packets_starts_a_handshake() -> None:
-    device, dataplane, keys = _device(3)
+def test_moved_prefix_repointed_and_dropped_prefix_removed(make_device) -> None:
+    device, dataplane, keys = make_device(300)
     dataplane.take()
-    slot = device._slots[keys[1]].id
-    dataplane.staged[slot] = 2
-    assert device.state.peers[keys[1]].last_sent_handshake is None
-    device.apply(ChangeSet(peers=[_peer(keys[1], endpoint="203.0.113.1:5")]))
-    assert device.state.peers[keys[1]].last_sent_handshake is not None
-
-
-def test_moved_prefix_repointed_and_dropped_prefix_removed() -> None:
-    device, dataplane, keys = _device(300)
-    dataplane.take()
-    a, b = device._slots[keys[1]].id, device._slots[keys[2]].id
+    a, b = device.peer_ids[keys[1]], device.peer_ids[keys[2]]
     # keys[1] takes keys[2]'s prefix; keys[2] is left with none.
     device.apply(ChangeSet(peers=[_peer(keys[1], "10.0.2.0/24")]))
     assert dataplane.take() == [("add_allowed_ip", a, "10.0.2.0/24")]
@@ -258,12 +301,62 @@ def test_moved_prefix_repointed_and_dropped_prefix_removed() -> None:
     assert b not in [c[1] for c in dataplane.take()]
 
 
-def test_removed_peer_only() -> None:
-    device, dataplane, keys = _device(300)
+def test_removed_peer_only(make_device) -> None:
+    device, dataplane, keys = make_device(300)
     dataplane.take()
-    slot = device._slots[keys[4]].id
+    slot = device.peer_ids[keys[4]]
     device.apply(ChangeSet(peers=[PeerChange(keys[4], remove=True)]))
     assert dataplane.take() == [("remove_peer", slot)]
+
+
+def test_replace_peers_makes_every_peer_new(make_device) -> None:
+    """As wireguard-go and the kernel: replace_peers removes every peer first, so those named
+    again come back as new peers (their sessions and counters gone)."""
+    device, dataplane, keys = make_device(3)
+    dataplane.take()
+    before = dict(device.peer_ids)
+    device.apply(ChangeSet(replace_peers=True, peers=[_peer(keys[0], "10.0.0.0/24",
+                                                            endpoint="198.18.0.0:9")]))
+    calls = dataplane.take()
+    assert [c[0] for c in calls].count("remove_peer") == 3
+    assert list(device.peer_ids) == [keys[0]] and device.peer_ids[keys[0]] not in before.values()
+
+
+def _consistent_with(device: Interface, dataplane: _RecordingDataPlane,
+                     config: DeviceConfig) -> None:
+    """The protocol core, the data plane and the record all hold `config`'s peers and routes."""
+    publics = {p.public_key for p in config.peers}
+    assert set(device.peer_ids) == publics and set(device.state.peers) == publics
+    assert dataplane.peers == set(device.peer_ids.values())
+    assert dataplane.routes == {str(prefix): device.peer_ids[p.public_key]
+                                for p in config.peers for prefix in p.allowed_ips}
+
+
+def test_failed_set_is_rolled_back(make_device, fatal: list[str]) -> None:
+    """An unexpected failure half way through a set: the error goes back to the client and
+    everything the set had done is undone."""
+    device, dataplane, keys = make_device(3)
+    old, before = device.config, set(dataplane.peers)
+    dataplane.fail, dataplane.after = {"add_allowed_ip"}, 2
+    newcomers = [bytes([0xEE, i]) * 16 for i in range(3)]
+    with pytest.raises(UAPIError) as refused:
+        device.apply(ChangeSet(peers=[
+            _peer(keys[0], "10.200.0.0/24"), PeerChange(keys[1], remove=True),
+            *[_peer(k, f"10.201.{i}.0/24") for i, k in enumerate(newcomers)]]))
+    assert refused.value.errno == -errno.ENOMEM
+    assert device.config is old and not fatal
+    _consistent_with(device, dataplane, old)
+    assert dataplane.peers == before  # the peer the set removed kept its place (and session)
+    device.apply(ChangeSet(peers=[_peer(newcomers[0], "10.202.0.0/24")]))  # and goes on
+    _consistent_with(device, dataplane, device.config)
+
+
+def test_set_that_cannot_be_undone_is_fatal(make_device, fatal: list[str]) -> None:
+    device, dataplane, keys = make_device(2)
+    dataplane.fail, dataplane.after, dataplane.times = {"add_allowed_ip", "remove_peer"}, 0, 9
+    with pytest.raises(UAPIError):
+        device.apply(ChangeSet(peers=[_peer(bytes([0xEF]) * 32, "10.203.0.0/24")]))
+    assert fatal and "consistent" in fatal[0]
 
 
 def test_dataplane_endpoint_and_prefix_forms_accepted_by_the_skin() -> None:

@@ -399,3 +399,41 @@ def test_uapi_client_against_wireguard_go(netns_pool: NetnsPool):
     finally:
         ns.run("ip", "link", "del", "dev", interface, check=False)
         wait_for(lambda: not os.path.exists(path), 5)
+
+
+# Runs wgfastd in the foreground with its running state made impossible to change: every set
+# fails, and so does the roll-back after it (fault injection, in this process only).
+UNCHANGEABLE = """
+import sys
+from wgfast.daemon import interface, main
+def broken(self, *args, **kwargs):
+    raise RuntimeError("injected: the running state cannot be changed")
+interface.Interface._sync = broken
+sys.exit(main.main(["-f", sys.argv[1]]))
+"""
+
+
+def test_inconsistent_state_ends_the_daemon_with_an_error(netns_pool: NetnsPool):
+    """No half-dead daemon: a set that fails and cannot be rolled back ends wgfastd with a
+    non-zero status, its reason logged, its link and socket removed."""
+    needs_tun()
+    needs_cmd("wg")
+    ns = netns_pool.namespace()
+    interface = unique_name("wgx")
+    env = wgfastd_env()
+    env["LOG_LEVEL"] = "error"
+    proc = ns.popen(sys.executable, "-c", UNCHANGEABLE, interface, env=env,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: os.path.exists(socket_path(interface)), 10), "never came up"
+        refused = ns.run("wg", "set", interface, "listen-port", "51999", check=False)
+        assert refused.returncode != 0
+        assert proc.wait(timeout=5) != 0
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "could not be made consistent" in err and "Traceback" in err, err
+    assert not os.path.exists(socket_path(interface))
+    assert not ns.link_exists(interface)

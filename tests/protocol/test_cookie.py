@@ -10,7 +10,7 @@ from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 
 from support.handshake import A_ADDR, B_ADDR, make_pair, only
 from wgfast.protocol.cookie import CookieChecker, CookieJar, address_bytes
-from wgfast.protocol.outputs import KeypairReady, Transmit
+from wgfast.protocol.outputs import InstallKeypair, Transmit
 
 NO_MAC2 = bytes(16)
 
@@ -55,7 +55,7 @@ def test_cookie_flow_end_to_end():
     # Still under load, B now accepts and responds.
     resp = only(b.receive(retry_data, A_ADDR, 5.4, under_load=True), Transmit)
     assert len(resp.data) == 92
-    assert any(isinstance(o, KeypairReady) for o in a.receive(resp.data, B_ADDR, 5.4))
+    assert any(isinstance(o, InstallKeypair) for o in a.receive(resp.data, B_ADDR, 5.4))
 
 
 def test_mac2_ignored_when_not_under_load_and_cookie_bound_to_source():

@@ -20,13 +20,8 @@ from hypothesis import strategies as st
 
 from support.handshake import A_ADDR, A_PRIV, B_ADDR, B_PRIV, handshake, make_pair, only
 from wgfast.protocol.device_state import DeviceState
-from wgfast.protocol.outputs import (
-    KeypairPromoted,
-    KeypairReady,
-    RouteData,
-    SendKeepalive,
-    Transmit,
-)
+from wgfast.protocol.index_space import LocalIndexSpace
+from wgfast.protocol.outputs import InstallKeypair, SendKeepalive, Transmit
 
 # --- independent reference, straight from the paper (section 5.4) -------------------------------
 
@@ -132,30 +127,28 @@ def test_full_handshake_and_data_both_ways(psk):
     init, resp, out_a, out_b = handshake(a, b)
     assert len(init.data) == 148 and len(resp.data) == 92
     assert init.destination == B_ADDR and resp.destination == A_ADDR
-    ready_a = only(out_a, KeypairReady)
-    ready_b = only(out_b, KeypairReady)
-    assert ready_a.is_current and not ready_b.is_current
+    ka = only(out_a, InstallKeypair)
+    kb = only(out_b, InstallKeypair)
+    assert ka.is_initiator and not kb.is_initiator
     only(out_a, SendKeepalive)
-    ka, kb = ready_a.keypair, ready_b.keypair
     assert ka.send_key == kb.receive_key and ka.receive_key == kb.send_key
     assert ka.send_key != ka.receive_key
     assert ka.remote_index == kb.local_index and kb.remote_index == ka.local_index
-    assert b.peers[a.public_key].keypairs.next is kb
-    assert b.peers[a.public_key].keypairs.current is None
+    # The keypair takes over its handshake's index: the index space keeps it for the peer.
+    assert a.index.owner(ka.local_index) == b.public_key
+    assert b.index.owner(kb.local_index) == a.public_key
 
-    # A seals (oracle), B routes it by index and the receive key opens it.
+    # A seals (oracle), B's receive key opens it; and back.
     packet = oracle_seal(ka.send_key, ka.remote_index, 0, b"hello from A")
-    route = only(b.receive(packet, A_ADDR, 0.1), RouteData)
-    assert route.keypair is kb
-    assert oracle_open(kb.receive_key, route.datagram) == b"hello from A"
-    promoted = b.on_data_received(a.public_key, kb.local_index, A_ADDR, 0.1, is_keepalive=False)
-    assert only(promoted, KeypairPromoted).keypair is kb
-    assert b.peers[a.public_key].keypairs.current is kb
-
+    assert oracle_open(kb.receive_key, packet) == b"hello from A"
     reply = oracle_seal(kb.send_key, kb.remote_index, 0, b"hello from B")
-    route = only(a.receive(reply, B_ADDR, 0.2), RouteData)
-    assert oracle_open(ka.receive_key, route.datagram) == b"hello from B"
-    assert a.drops == {} and b.drops == {}
+    assert oracle_open(ka.receive_key, reply) == b"hello from B"
+    # Transport data is the data plane's: the protocol core only counts it.
+    assert b.receive(packet, A_ADDR, 0.1) == []
+    assert b.drops == {"transport_data": 1} and a.drops == {}
+    # Handed down, the keys are wiped from the outputs.
+    ka.wipe()
+    assert ka.send_key == bytearray(32) and ka.receive_key == bytearray(32)
 
 
 def test_psk_mismatch_fails_response():
@@ -180,18 +173,20 @@ def test_known_answer_against_independent_implementation():
         0x11223344, 0x55667788)
     assert init.data == ref_init
     assert resp.data == ref_resp
-    keypair = only(out_a, KeypairReady).keypair
+    keypair = only(out_a, InstallKeypair)
     assert bytes(keypair.send_key) == send_i and bytes(keypair.receive_key) == recv_i
 
 
-def test_sender_indices_unique_per_device():
-    values = iter([5, 5, 5, 9, 9, 12])
-    a, b, _ = make_pair(random_u32=lambda: next(values))
-    peer = a.peers[b.public_key]
-    first = a.index.allocate(peer)
-    second = a.index.allocate(peer)
-    third = a.index.allocate(peer)
-    assert (first, second, third) == (5, 9, 12)
+def test_sender_indices_unique_and_replaced_per_handshake():
+    values = iter([5, 5, 5, 9, 9, 12, 5])
+    space = LocalIndexSpace(lambda: next(values))
+    assert [space.allocate(bytes([p]) * 32) for p in range(3)] == [5, 9, 12]
+    assert space.owner(9) == bytes([1]) * 32
+    # A peer's new handshake frees the index of the one before it.
+    assert space.allocate(bytes([0]) * 32) == 5 and len(space) == 3
+    space.settle(bytes([0]) * 32)  # its keypair keeps 5
+    space.release(bytes([1]) * 32)  # abandoned: 9 is free again
+    assert space.owner(5) == bytes([0]) * 32 and space.owner(9) is None and len(space) == 1
 
 
 # --- rejection paths ----------------------------------------------------------------------------
@@ -235,7 +230,7 @@ def test_decrypt_failed_initiation_and_response():
     assert a.receive(remac(bad_empty, a.public_key), B_ADDR, 0.0) == []
     assert a.drops["decrypt_failed"] == 1
     # The genuine response still completes: the forgery changed nothing.
-    assert any(isinstance(o, KeypairReady) for o in a.receive(resp, B_ADDR, 0.0))
+    assert any(isinstance(o, InstallKeypair) for o in a.receive(resp, B_ADDR, 0.0))
 
 
 def test_stale_timestamp_replay_and_flood():
@@ -274,13 +269,12 @@ def test_unknown_index_for_response_data_and_cookie():
     resp = only(b.receive(init, A_ADDR, 0.0), Transmit).data
     wrong = resp[:8] + struct.pack("<I", (struct.unpack_from("<I", resp, 8)[0] + 1) % 2**32)
     assert a.receive(remac(wrong + resp[12:], a.public_key), B_ADDR, 0.0) == []
-    assert a.receive(b"\x04\x00\x00\x00" + bytes(28), B_ADDR, 0.0) == []
     assert a.receive(b"\x03\x00\x00\x00" + bytes(60), B_ADDR, 0.0) == []
-    assert a.drops["unknown_index"] == 3
+    assert a.drops["unknown_index"] == 2
     # A response replayed after the session began: its index now names a keypair.
     assert a.receive(resp, B_ADDR, 0.0)
     assert a.receive(resp, B_ADDR, 0.0) == []
-    assert a.drops["unknown_index"] == 4
+    assert a.drops["unknown_index"] == 3
 
 
 def test_low_order_ephemeral_is_bad_key():
@@ -330,10 +324,9 @@ def test_simultaneous_initiations_resolve_on_retry():
     assert a.receive(resp_b, B_ADDR, 0.0) == []
     assert a.drops["unknown_index"] == 1 and b.drops["unknown_index"] == 1
     wall.ns += 10**9
-    _, _, out_a, _ = handshake(a, b, now=5.0)
-    ka = only(out_a, KeypairReady).keypair
-    kb = b.peers[a.public_key].keypairs.next
-    assert kb is not None and ka.send_key == kb.receive_key
+    _, _, out_a, out_b = handshake(a, b, now=5.0)
+    ka, kb = only(out_a, InstallKeypair), only(out_b, InstallKeypair)
+    assert ka.send_key == kb.receive_key
 
 
 @settings(max_examples=200, deadline=None)
@@ -358,6 +351,6 @@ def test_bit_flips_in_valid_messages_never_raise_or_complete(bit, in_response):
     if bit // 8 < 76:
         resp = bytearray(remac(bytes(resp), a.public_key))
     out = a.receive(bytes(resp), B_ADDR, 0.0)
-    assert any(isinstance(o, KeypairReady) for o in out) == (bit // 8 in range(4, 8)
+    assert any(isinstance(o, InstallKeypair) for o in out) == (bit // 8 in range(4, 8)
                                                              or bit // 8 >= 60)
     assert a.drops["internal_error"] == 0

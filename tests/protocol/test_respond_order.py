@@ -11,7 +11,7 @@ busy lock, that race was seen (tests/daemon/test_flood.py).
 from __future__ import annotations
 
 from support.handshake import A_ADDR, make_pair, only
-from wgfast.protocol.outputs import KeypairReady, Transmit
+from wgfast.protocol.outputs import InstallKeypair, Transmit
 
 
 def test_response_follows_keypair_install():
@@ -19,7 +19,7 @@ def test_response_follows_keypair_install():
     init = only(a.initiate(b.public_key, 0.0), Transmit)
     outputs = b.receive(init.data, A_ADDR, 0.0)
     kinds = [type(o) for o in outputs]
-    assert KeypairReady in kinds and Transmit in kinds, outputs
-    assert kinds.index(KeypairReady) < kinds.index(Transmit), kinds
-    ready = only(outputs, KeypairReady)
-    assert not ready.keypair.is_initiator
+    assert InstallKeypair in kinds and Transmit in kinds, outputs
+    assert kinds.index(InstallKeypair) < kinds.index(Transmit), kinds
+    ready = only(outputs, InstallKeypair)
+    assert not ready.is_initiator

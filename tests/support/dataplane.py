@@ -1,7 +1,9 @@
 """The compiled data plane (wgfast._native.DataPlane) without a TUN device: each side's "TUN" is
 a SOCK_SEQPACKET socketpair (the test holds one end, the data plane the other) and its UDP socket
 is bound on 127.0.0.1; one peer (PEER) whose keypair handshake() installs on both sides directly,
-as the protocol core would after a handshake. Each loop runs on its own thread (Side.start).
+as the protocol core would after a handshake: each side's data plane hands out the receiver index
+of the handshake in flight (begin_handshake), and the keypair takes it over. Each loop runs on its
+own thread (Side.start).
 """
 
 from __future__ import annotations
@@ -73,17 +75,23 @@ def open_side(peer_ip: str) -> Side:
     udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     udp.bind(("127.0.0.1", 0))
     dp = native.DataPlane(dp_end.fileno(), udp.fileno(), -1, MTU)
+    dp.set_identity(True)  # the device has a private key, as the daemon tells it
     dp.add_peer(PEER)
     dp.add_allowed_ip(PEER, f"{peer_ip}/32")
     return Side(dp, test_end, dp_end, udp)
 
 
-def handshake(a: Side, b: Side, created_ns: int | None = None) -> None:
+def handshake(a: Side, b: Side, created_ns: int | None = None) -> tuple[int, int]:
+    """A session with A as the initiator: each side's receiver index comes from its own data
+    plane (the handshake in flight), each keypair takes it over. Returns (A's index, B's)."""
     now = time.monotonic_ns() if created_ns is None else created_ns
+    index_a = a.dp.begin_handshake(PEER)  # the initiation's sender index
+    index_b = b.dp.begin_handshake(PEER)  # the response's sender index
     # The responder first, as on the wire (it installs its keypair when it sends the response):
     # the initiator flushes staged packets at once, and they must find B's keypair in place.
-    b.dp.install_keypair(PEER, 0x2222, 0x1111, KEY_B, KEY_A, False, now)
-    a.dp.install_keypair(PEER, 0x1111, 0x2222, KEY_A, KEY_B, True, now)
+    b.dp.install_keypair(PEER, index_b, index_a, KEY_B, KEY_A, False, now)
+    a.dp.install_keypair(PEER, index_a, index_b, KEY_A, KEY_B, True, now)
+    return index_a, index_b
 
 
 def wait_readable(fd: int, timeout: float = 2.0) -> bool:

@@ -6,6 +6,7 @@ handshake() carries one initiation and its response between them. No sockets, no
 from __future__ import annotations
 
 from wgfast.protocol.device_state import DeviceState
+from wgfast.protocol.index_space import LocalIndexSpace
 from wgfast.protocol.outputs import Transmit
 
 A_PRIV = bytes(range(1, 33))
@@ -24,11 +25,16 @@ class FakeWallClock:
         return self.ns
 
 
-def make_pair(psk: bytes | None = None, **kwargs):
-    """(A, B, clock): each with the other as its peer; only A knows an endpoint (B_ADDR)."""
+def make_pair(psk: bytes | None = None, random_u32=None, **kwargs):
+    """(A, B, clock): each with the other as its peer; only A knows an endpoint (B_ADDR).
+    `random_u32`, if given, draws both devices' receiver indices (each its own index space)."""
     wall = FakeWallClock()
-    a = DeviceState(A_PRIV, wall_clock_ns=wall, **kwargs)
-    b = DeviceState(B_PRIV, wall_clock_ns=wall, **kwargs)
+
+    def device(private: bytes) -> DeviceState:
+        index = LocalIndexSpace(random_u32) if random_u32 is not None else None
+        return DeviceState(private, wall_clock_ns=wall, index=index, **kwargs)
+
+    a, b = device(A_PRIV), device(B_PRIV)
     a.add_peer(b.public_key, preshared_key=psk, endpoint=B_ADDR)
     b.add_peer(a.public_key, preshared_key=psk)
     return a, b, wall

@@ -12,6 +12,12 @@ TAI64N timestamp is newer than the last). Three operations:
   made outside the timed loop.
 - "full": initiation, response, and the initiator consuming the response (two DH, keypair),
   back to back: one complete handshake, both sides' work on one core.
+
+A handshake is done when its side hands the transport keypair down (`InstallKeypair`, which the
+daemon gives the data plane): each round checks that it came out, for the right role, and wipes
+it, as the daemon does once the data plane has the keys. The receiver indices come from each
+side's own in-memory index space (`LocalIndexSpace`, the core's default); the data plane is not
+involved.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from wgfast.protocol.device_state import DeviceState
-from wgfast.protocol.outputs import Transmit
+from wgfast.protocol.outputs import InstallKeypair, Output, Transmit
 
 OPS = ("initiation", "response", "full")
 INITIATOR_ADDR = ("192.0.2.1", 51820)
@@ -42,6 +48,15 @@ class HandshakeResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def _keypair(outputs: list[Output], is_initiator: bool) -> InstallKeypair:
+    """The one keypair a finished handshake hands down."""
+    keypairs = [o for o in outputs if isinstance(o, InstallKeypair)]
+    if len(keypairs) != 1 or keypairs[0].is_initiator != is_initiator:
+        raise RuntimeError(f"expected one {'initiator' if is_initiator else 'responder'} "
+                           f"keypair, got {keypairs!r}")
+    return keypairs[0]
 
 
 class _Pair:
@@ -66,18 +81,29 @@ class _Pair:
             raise RuntimeError(f"initiator produced no initiation: {sent!r}")
         return sent[0].data, now
 
-    def response(self, initiation: bytes, now: float) -> bytes:
-        sent = [o for o in self.responder.receive(initiation, INITIATOR_ADDR, now)
-                if isinstance(o, Transmit)]
+    def response(self, initiation: bytes, now: float) -> tuple[bytes, InstallKeypair]:
+        """The response and the responder's keypair (not wiped: the caller does)."""
+        outputs = self.responder.receive(initiation, INITIATOR_ADDR, now)
+        sent = [o for o in outputs if isinstance(o, Transmit)]
         if len(sent) != 1 or len(sent[0].data) != HANDSHAKE_RESPONSE_LEN:
             raise RuntimeError(f"responder refused the initiation: {dict(self.responder.drops)}")
-        return sent[0].data
+        return sent[0].data, _keypair(outputs, is_initiator=False)
 
-    def complete(self, response: bytes, now: float) -> None:
+    def complete(self, response: bytes, now: float, responder: InstallKeypair) -> None:
+        """The initiator consumes the response: its keypair must mirror the responder's."""
         before = self.initiator.drops.total()
-        self.initiator.receive(response, RESPONDER_ADDR, now)
+        outputs = self.initiator.receive(response, RESPONDER_ADDR, now)
         if self.initiator.drops.total() != before:
             raise RuntimeError(f"initiator refused the response: {dict(self.initiator.drops)}")
+        initiator = _keypair(outputs, is_initiator=True)
+        try:
+            if ((initiator.local_index, initiator.remote_index)
+                    != (responder.remote_index, responder.local_index)
+                    or initiator.send_key != responder.receive_key
+                    or initiator.receive_key != responder.send_key):
+                raise RuntimeError("the two sides derived different sessions")
+        finally:
+            initiator.wipe()
 
 
 def _measure(op: str, seconds: float) -> HandshakeResult:
@@ -93,12 +119,17 @@ def _measure(op: str, seconds: float) -> HandshakeResult:
         elif op == "response":
             message, now = pair.initiation()
             start = time.perf_counter()
-            pair.response(message, now)
+            _, keypair = pair.response(message, now)
+            keypair.wipe()
             elapsed += time.perf_counter() - start
         else:
             start = time.perf_counter()
             message, now = pair.initiation()
-            pair.complete(pair.response(message, now), now)
+            response, keypair = pair.response(message, now)
+            try:
+                pair.complete(response, now, keypair)
+            finally:
+                keypair.wipe()
             elapsed += time.perf_counter() - start
         rounds += 1
     each = elapsed / rounds

@@ -1,20 +1,20 @@
-"""Keeping the data plane's allowed-IPs table equal to the configuration's, by difference.
+"""Keeping the data plane's allowed-IPs table equal to the configuration's, one peer at a time.
 
-The configuration holds allowed IPs per peer (public key); the C table maps prefixes to the
-data plane's peer ids. After every applied change-set only the difference is written: prefixes
-that left a peer are removed first (only if still that peer's, so a prefix that moved to another
-peer is not torn out from under it), then new or moved prefixes are inserted (an insert re-points
-an existing prefix, as WireGuard does).
+The configuration holds allowed IPs per peer (public key); the C table maps prefixes to the data
+plane's peer ids. `AllowedIPs` writes only differences and records each write as it succeeds, so
+the record is what the table really holds even when a write fails half way (a failed `set` is
+rolled back from it). Prefixes a peer loses are removed first, only where they are still that
+peer's; then new prefixes are inserted, an insert re-pointing a prefix another peer held (as
+WireGuard does), which that peer's record loses at once. Work is in proportion to the prefixes
+of the peers that change, not to the table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from typing import Protocol
 
 from wgfast.uapi import AllowedIP
-
-PrefixesById = Mapping[int, frozenset[AllowedIP]]
 
 
 class PrefixTable(Protocol):
@@ -23,20 +23,35 @@ class PrefixTable(Protocol):
     def remove(self, prefix: AllowedIP, peer: int) -> bool: ...
 
 
-def sync_allowed_ips(table: PrefixTable, old: PrefixesById, new: PrefixesById) -> tuple[int, int]:
-    """Turn `table` from holding `old` into holding `new`; returns (removed, inserted)."""
-    new_owner = {prefix: peer for peer, prefixes in new.items() for prefix in prefixes}
-    removed = inserted = 0
-    for peer, prefixes in old.items():
-        for prefix in prefixes:
-            if new_owner.get(prefix) != peer:
-                # A prefix now owned by another peer is simply re-pointed by the insert below.
-                if prefix not in new_owner and table.remove(prefix, peer):
-                    removed += 1
-    for peer, prefixes in new.items():
-        before = old.get(peer, frozenset())
-        for prefix in prefixes:
-            if prefix not in before:
-                table.insert(prefix, peer)
-                inserted += 1
-    return removed, inserted
+class AllowedIPs:
+    """A PrefixTable and the record of what it holds: owner per prefix, prefixes per peer."""
+
+    def __init__(self, table: PrefixTable) -> None:
+        self.table = table
+        self.owner: dict[AllowedIP, int] = {}
+        self._by_peer: dict[int, set[AllowedIP]] = {}
+
+    def of(self, peer: int) -> frozenset[AllowedIP]:
+        return frozenset(self._by_peer.get(peer, ()))
+
+    def set(self, peer: int, prefixes: Iterable[AllowedIP]) -> None:
+        """Make `prefixes` the peer's allowed IPs."""
+        wanted = frozenset(prefixes)
+        mine = self._by_peer.setdefault(peer, set())
+        for prefix in mine - wanted:
+            self.table.remove(prefix, peer)
+            del self.owner[prefix]
+            mine.discard(prefix)
+        for prefix in wanted - mine:
+            previous = self.owner.get(prefix)
+            self.table.insert(prefix, peer)
+            self.owner[prefix] = peer
+            mine.add(prefix)
+            if previous is not None:
+                self._by_peer[previous].discard(prefix)
+
+    def forget(self, peer: int) -> None:
+        """The peer is gone from the table with all its prefixes (the data plane removes them
+        with the peer)."""
+        for prefix in self._by_peer.pop(peer, ()):
+            del self.owner[prefix]

@@ -18,11 +18,11 @@ Only nonzero counters are listed: an absent key means zero.
 
 Two gauges (current values, not counts) follow them, for leak checks from outside
 (tests/daemon/test_soak.py):
-- wgfast_keypairs_live: Keypair objects alive in the Python protocol core (wgfast.protocol.keypair).
+- wgfast_handshakes_in_flight: peers whose handshake holds a receiver index (Python side).
 - wgfast_dp_keypairs_live: keypair slots holding keys in the data plane, over all peers.
 
-Every data plane (one per up/down) starts from zero; `DataplaneTotals` keeps the sum over the
-ones that have stopped so the counters only grow, as the per-peer byte counters do.
+The data plane lives as long as the interface (up and down included), so its counters only
+grow, as the per-peer byte counters do.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ PREFIX = "wgfast_"
 DATAPLANE_DROP = PREFIX + "drop_"
 HANDSHAKE_DROP = PREFIX + "handshake_drop_"
 DATAPLANE_STAT = PREFIX + "dp_"
-KEYPAIRS_LIVE = PREFIX + "keypairs_live"
+HANDSHAKES_IN_FLIGHT = PREFIX + "handshakes_in_flight"
 DATAPLANE_KEYPAIRS_LIVE = DATAPLANE_STAT + "keypairs_live"
 
 
@@ -49,31 +49,6 @@ def flatten_dataplane_stats(stats: Mapping[str, object]) -> dict[str, int]:
     return flat
 
 
-def _merge(total: dict[str, int], more: Mapping[str, int]) -> None:
-    for key, value in more.items():
-        if key.endswith("_max"):  # a high-water mark, not a count
-            total[key] = max(total.get(key, 0), value)
-        else:
-            total[key] = total.get(key, 0) + value
-
-
-class DataplaneTotals:
-    """Data-plane counters summed over every data plane the device has run."""
-
-    def __init__(self) -> None:
-        self._stopped: dict[str, int] = {}
-
-    def retire(self, final_stats: Mapping[str, object]) -> None:
-        """A data plane is about to be freed: keep its counts."""
-        _merge(self._stopped, flatten_dataplane_stats(final_stats))
-
-    def current(self, live_stats: Mapping[str, object] | None) -> dict[str, int]:
-        total = dict(self._stopped)
-        if live_stats is not None:
-            _merge(total, flatten_dataplane_stats(live_stats))
-        return total
-
-
 def uapi_counters(dataplane: Mapping[str, int],
                   protocol_drops: Mapping[str, int]) -> tuple[tuple[str, int], ...]:  # fmt: skip
     """The (key, value) pairs a get=1 reply carries: the data plane's counters, then the
@@ -85,7 +60,7 @@ def uapi_counters(dataplane: Mapping[str, int],
     return tuple(pairs)
 
 
-def keypair_gauges(python_live: int, dataplane_live: int) -> tuple[tuple[str, int], ...]:
-    """The live-keypair gauges a get=1 reply carries after the counters (nonzero ones only)."""
-    pairs = ((KEYPAIRS_LIVE, python_live), (DATAPLANE_KEYPAIRS_LIVE, dataplane_live))
+def leak_gauges(handshakes: int, dataplane_keypairs: int) -> tuple[tuple[str, int], ...]:
+    """The gauges a get=1 reply carries after the counters (nonzero ones only)."""
+    pairs = ((HANDSHAKES_IN_FLIGHT, handshakes), (DATAPLANE_KEYPAIRS_LIVE, dataplane_keypairs))
     return tuple((key, value) for key, value in pairs if value)

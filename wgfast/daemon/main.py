@@ -42,6 +42,7 @@ ENV_READY_FD = "WGFAST_READY_FD"  # private: launcher -> daemon readiness pipe
 READY_TIMEOUT_SECONDS = 30.0
 EXIT_OK = 0
 EXIT_SETUP_FAILED = 1
+EXIT_FAILED = 1  # as wireguard-go: any error ends the process with 1
 
 HELP_EPILOG = f"""\
 environment:
@@ -134,10 +135,19 @@ async def run_device(interface: str, readiness: Readiness) -> int:
     """Run the daemon in this process until told to stop; return the exit status."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    failure: list[str] = []
 
     def request_stop(reason: str) -> None:
         if not stopping.is_set():
             log.info("shutting down: %s", reason)
+            stopping.set()
+
+    def fail(reason: str) -> None:
+        """The interface cannot go on: stop, removing the link and the socket, and exit
+        non-zero with the reason in the log."""
+        if not stopping.is_set():
+            log.error("shutting down: %s", reason)
+            failure.append(reason)
             stopping.set()
 
     try:
@@ -146,13 +156,18 @@ async def run_device(interface: str, readiness: Readiness) -> int:
         readiness.failed(f"failed to create TUN device {interface}: {exc}")
         return EXIT_SETUP_FAILED
     try:
+        device = Interface(tun, request_stop, fail)
+    except (OSError, ValueError) as exc:
+        tun.close()
+        readiness.failed(f"failed to start the data plane for {tun.name}: {exc}")
+        return EXIT_SETUP_FAILED
+    try:
         listener, path = _open_uapi(tun.name)
     except (OSError, ValueError) as exc:
+        device.stop()
         tun.close()
         readiness.failed(f"failed to open UAPI socket for {tun.name}: {exc}")
         return EXIT_SETUP_FAILED
-
-    device = Interface(tun, request_stop)
     server = UAPIServer(device, listener, path)
     watcher = SocketRemovalWatcher(path, lambda: request_stop("UAPI socket file removed"))
     try:
@@ -175,7 +190,7 @@ async def run_device(interface: str, readiness: Readiness) -> int:
         device.stop()
         await server.close()
         tun.close()  # the last fd: the kernel deletes the interface
-    return EXIT_OK
+    return EXIT_FAILED if failure else EXIT_OK
 
 
 def _launch_daemon(interface: str) -> int:

@@ -7,8 +7,9 @@ sees half a set. Every request is bounded: a line longer than MAX_LINE_BYTES or 
 than MAX_REQUEST_BYTES gets errno=-5 (EIO) and the connection is closed; an unknown operation
 closes the connection; nothing a client sends can raise out of the handler.
 
-`SocketRemovalWatcher` reports when the socket file is deleted or replaced (inotify, with a
-polling fallback): wireguard-go's signal that the interface is being torn down.
+`SocketRemovalWatcher` reports when the socket file is deleted or replaced (inotify; polling
+only where inotify is unavailable): wireguard-go's signal that the interface is being torn
+down.
 """
 
 from __future__ import annotations
@@ -250,7 +251,7 @@ _IN_DELETE_SELF = 0x400
 class SocketRemovalWatcher:
     """Calls `on_removed` once when `path` no longer names the socket we created."""
 
-    POLL_SECONDS = 1.0  # fallback when inotify is unavailable; also a safety net for inotify
+    POLL_SECONDS = 1.0  # only where inotify is unavailable: an idle daemon never wakes up
 
     def __init__(self, path: str, on_removed: Callable[[], None]) -> None:
         self.path = path
@@ -265,7 +266,8 @@ class SocketRemovalWatcher:
         self._inotify_fd = _inotify_watch(self.path)
         if self._inotify_fd >= 0:
             loop.add_reader(self._inotify_fd, self._on_inotify)
-        self._poll_task = loop.create_task(self._poll())
+        else:
+            self._poll_task = loop.create_task(self._poll())
         self._check()  # it may already be gone
 
     def stop(self) -> None:

@@ -8,12 +8,11 @@ send and actions for the data plane out. Nothing here opens a socket, a file or 
     noise        Noise_IKpsk2: key derivation and the four handshake steps
     cookie       mac1, mac2 and cookie replies
     ratelimiter  the per-source token bucket for handshakes under load
-    keypair      transport keypairs and a peer's previous/current/next slots
-    index_table  local sender indices
-    timers       one peer's timers as a state machine
-    outputs      what the core asks its caller to do
-    peer         one peer's handshake, keypairs, timers and cookies
-    device_state the device: every peer, the identity, the index table
+    index_space  receiver indices: the contract with the data plane, which owns them
+    timers       one peer's timers as a state machine, fed by the data plane's reports
+    outputs      what the core asks its caller to do (keypairs go down to the data plane)
+    peer         one peer's handshake, timers and cookies
+    device_state the device: every peer, the identity, handshakes in and data-plane events in
 
 Imports point only down: to each other, to the shared leaves (`wgfast.keys`, `wgfast._native`),
 never to the daemon, the command line, the API or the benchmarks.

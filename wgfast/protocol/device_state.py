@@ -1,10 +1,10 @@
-"""The device's sans-I/O protocol object: datagrams and a clock in, outputs out.
+"""The device's sans-I/O protocol object: handshake datagrams, data-plane events and a clock in,
+outputs out.
 
-`DeviceState.receive(datagram, source, now, under_load)` handles message types 1-3 and routes
-type 4 (transport data) to the data plane without opening it. Every rejection is a counted drop
-in `drops` (a Counter keyed by `DropReason`) and a debug log line; no exception escapes
-`receive`, `tick`, `initiate` or the data-plane callbacks (an unexpected one is logged and
-counted as `internal_error`).
+`DeviceState.receive(datagram, source, now, under_load)` handles message types 1-3 (transport
+data is the data plane's and never comes here). Every rejection is a counted drop in `drops`
+(a Counter keyed by `DropReason`) and a debug log line; no exception escapes `receive`, `tick`,
+`initiate` or the event handlers (an unexpected one is logged and counted as `internal_error`).
 
 Handshake admission, in the kernel's order:
 1. parse (bad_length / bad_type);
@@ -13,6 +13,10 @@ Handshake admission, in the kernel's order:
    and the message dropped (cookie_required); with a valid cookie, the per-source rate limiter
    must admit it (rate_limited);
 4. the Noise step itself (decrypt_failed, unknown_peer, stale_timestamp, handshake_flood, ...).
+
+What the data plane reports (`on_activity`, `on_handshake_wanted`, `on_keypair_confirmed`,
+`on_keys_zeroed`, `on_endpoint_changed`) feeds each peer's timers and handshake; the data plane
+rotates, confirms, expires and zeroes the transport keypairs by itself.
 
 Decision: the device (the I/O layer) decides whether it is under load, e.g. when its queue of
 pending handshakes is over 1/8 full, and keeps saying so for UNDER_LOAD_AFTER_TIME afterwards;
@@ -34,7 +38,7 @@ from wgfast.keys import KeyPair
 from wgfast.protocol import noise
 from wgfast.protocol.cookie import CookieChecker, MacState
 from wgfast.protocol.drop import DropReason
-from wgfast.protocol.index_table import IndexTable
+from wgfast.protocol.index_space import IndexSpace, LocalIndexSpace
 from wgfast.protocol.messages import (
     MAX_QUEUED_INCOMING_HANDSHAKES,
     UNDER_LOAD_AFTER_TIME,
@@ -45,17 +49,10 @@ from wgfast.protocol.messages import (
     TransportHeader,
     parse,
 )
-from wgfast.protocol.outputs import (
-    Address,
-    KeypairPromoted,
-    Output,
-    RouteData,
-    SendKeepalive,
-    Transmit,
-)
+from wgfast.protocol.outputs import Address, ExpireKeypairs, Output, SendKeepalive, Transmit
 from wgfast.protocol.peer import Peer
 from wgfast.protocol.ratelimiter import RateLimiter
-from wgfast.protocol.timers import default_jitter
+from wgfast.protocol.timers import Activity, default_jitter
 
 log = logging.getLogger(__name__)
 
@@ -81,17 +78,18 @@ class DeviceState:
     def __init__(self, private_key: bytes | None = None, *,
                  wall_clock_ns: Callable[[], int] = time.time_ns,
                  random_bytes: Callable[[int], bytes] = os.urandom,
-                 random_u32: Callable[[], int] | None = None,
+                 index: IndexSpace | None = None,
                  ephemeral_source: Callable[[], bytes | None] = lambda: None,
                  jitter: Callable[[], float] = default_jitter,
                  ratelimiter: RateLimiter | None = None) -> None:
-        """`ephemeral_source` returns the next ephemeral private key (None: a fresh random
-        one); tests inject fixed keys through it for known-answer handshakes."""
+        """`index` is the receiver-index space (the data plane's, in the daemon; by default one
+        in memory). `ephemeral_source` returns the next ephemeral private key (None: a fresh
+        random one); tests inject fixed keys through it for known-answer handshakes."""
         self.wall_clock_ns = wall_clock_ns
         self.random_bytes = random_bytes
         self.ephemeral_source = ephemeral_source
         self.jitter = jitter
-        self.index: IndexTable[Peer] = IndexTable(random_u32) if random_u32 else IndexTable()
+        self.index: IndexSpace = index if index is not None else LocalIndexSpace()
         self.ratelimiter = ratelimiter or RateLimiter()
         self.drops: Counter[str] = Counter()
         self.peers: dict[bytes, Peer] = {}
@@ -110,7 +108,8 @@ class DeviceState:
         return self.identity.static_static(remote_public) if self.identity else None
 
     def set_private_key(self, private_key: bytes | None) -> list[Output]:
-        """Change the static key: handshakes restart, keypairs are zeroed (kernel behaviour)."""
+        """Change the static key: handshakes restart and every session ends (the kernel expires
+        the peers' keypairs and lets the next initiation go out at once)."""
         outputs: list[Output] = []
         if private_key is None or not any(private_key):
             self.identity = None
@@ -120,11 +119,13 @@ class DeviceState:
             self.cookie_checker = CookieChecker(self.identity.public, self.random_bytes)
         for peer in list(self.peers.values()):
             if self.identity is not None and peer.public == self.identity.public:
-                outputs += self.remove_peer(peer.public)  # a peer cannot be ourselves
+                self.remove_peer(peer.public)  # a peer cannot be ourselves
                 continue
-            outputs += peer.zero_keys()
+            peer.clear_handshake()
+            peer.last_sent_handshake = None
             peer.handshake.precomputed_static_static = None  # derived again on first use
             peer.handshake.static_static_ready = False
+            outputs.append(ExpireKeypairs(peer.public))
         return outputs
 
     def add_peer(self, public: bytes, preshared_key: bytes | None = None,
@@ -136,12 +137,11 @@ class DeviceState:
             self.peers[peer.public] = peer
         return peer
 
-    def remove_peer(self, public: bytes) -> list[Output]:
+    def remove_peer(self, public: bytes) -> None:
+        """Forget the peer (its keypairs and staged packets are the data plane's to drop)."""
         peer = self.peers.pop(public, None)
-        if peer is None:
-            return []
-        peer.timers.stop()
-        return peer.zero_keys()
+        if peer is not None:
+            peer.reset()
 
     # --- incoming datagrams ---------------------------------------------------------------------
 
@@ -164,10 +164,7 @@ class DeviceState:
         if isinstance(msg, ParseFailure):
             return self._drop(msg.reason, source)
         if isinstance(msg, TransportHeader):
-            entry = self.index.lookup(msg.receiver_index)
-            if entry is None or entry.keypair is None:
-                return self._drop(DropReason.UNKNOWN_INDEX, source)
-            return [RouteData(entry.peer.public, entry.keypair, bytes(datagram), source)]
+            return self._drop(DropReason.TRANSPORT_DATA, source)
         if self.identity is None or self.cookie_checker is None:
             return self._drop(DropReason.NO_IDENTITY, source)
         if isinstance(msg, CookieReply):
@@ -207,17 +204,21 @@ class DeviceState:
         peer.timers.on_any_authenticated_packet_traversal(now)
         return peer.respond(now)
 
+    def _peer_at(self, index: int) -> Peer | None:
+        owner = self.index.owner(index)
+        return self.peers.get(owner) if owner is not None else None
+
     def _receive_response(self, msg: HandshakeResponse, source: Address,
                           now: float) -> list[Output]:
         assert self.identity is not None
-        entry = self.index.lookup(msg.receiver_index)
-        if entry is None or entry.keypair is not None:
-            return self._drop(DropReason.UNKNOWN_INDEX, source)
-        peer = entry.peer
+        peer = self._peer_at(msg.receiver_index)
+        if peer is None or peer.handshake.local_index != msg.receiver_index:
+            return self._drop(DropReason.UNKNOWN_INDEX, source)  # no handshake of ours in flight
         err = noise.consume_response(self.identity, peer.handshake, msg)
         if err is not None:
             return self._drop(err, source)
         peer.endpoint = source
+        log.debug("%r: received handshake response", peer)
         peer.timers.on_any_authenticated_packet_received(now)
         peer.timers.on_any_authenticated_packet_traversal(now)
         outputs = peer.begin_session(now)
@@ -228,15 +229,15 @@ class DeviceState:
 
     def _receive_cookie_reply(self, msg: CookieReply, source: Address,
                               now: float) -> list[Output]:
-        entry = self.index.lookup(msg.receiver_index)
-        if entry is None:
+        peer = self._peer_at(msg.receiver_index)  # a handshake's index or a keypair's
+        if peer is None:
             return self._drop(DropReason.UNKNOWN_INDEX, source)
-        jar = entry.peer.cookie_jar
+        jar = peer.cookie_jar
         if not jar.have_sent_mac1:
             return self._drop(DropReason.UNEXPECTED_COOKIE, source)
         if not jar.consume_reply(msg, now):
             return self._drop(DropReason.DECRYPT_FAILED, source)
-        log.debug("%r: stored a cookie", entry.peer)
+        log.debug("%r: stored a cookie", peer)
         return []
 
     # --- outgoing handshakes and timers ---------------------------------------------------------
@@ -267,38 +268,51 @@ class DeviceState:
         deadlines = [d for p in self.peers.values() if (d := p.timers.next_deadline()) is not None]
         return min(deadlines) if deadlines else None
 
-    # --- reports from the data plane ------------------------------------------------------------
+    # --- reports from the data plane -----------------------------------------------------------
 
-    def on_data_received(self, peer_public: bytes, local_index: int, source: Address,
-                         now: float, is_keepalive: bool) -> list[Output]:
-        """The data plane authenticated a transport packet under keypair `local_index`."""
+    def _guarded(self, what: str, peer_public: bytes,
+                 step: Callable[[Peer], list[Output]]) -> list[Output]:
         peer = self.peers.get(peer_public)
         if peer is None:
             return []
-        keypair = peer.keypairs.find(local_index)
-        if keypair is None:
+        try:
+            return step(peer)
+        except Exception:
+            log.exception("internal error handling %s for %r", what, peer)
+            self.drops[INTERNAL_ERROR] += 1
             return []
-        outputs: list[Output] = []
-        was_next = keypair is peer.keypairs.next
-        outputs += peer.keypair_promoted(keypair, now)
-        if was_next and keypair is peer.keypairs.current:
-            outputs.insert(0, KeypairPromoted(peer.public, keypair))
-        peer.endpoint = source
-        if keypair is peer.keypairs.current:
-            outputs += peer.run_actions(peer.timers.rekey_on_receive(keypair, now), now)
-        peer.timers.on_any_authenticated_packet_received(now)
-        peer.timers.on_any_authenticated_packet_traversal(now)
-        if not is_keepalive:
-            peer.timers.on_data_received(now)
-        return outputs
 
-    def on_data_sent(self, peer_public: bytes, now: float, is_keepalive: bool) -> list[Output]:
-        """The data plane sent a transport packet to this peer under its current keypair."""
-        peer = self.peers.get(peer_public)
-        if peer is None:
+    def on_activity(self, peer_public: bytes, activity: Activity) -> list[Output]:
+        """The data plane's report of the peer's traffic: feeds its timers."""
+        def step(peer: Peer) -> list[Output]:
+            peer.on_activity(activity)
             return []
-        peer.timers.on_any_authenticated_packet_traversal(now)
-        peer.timers.on_any_authenticated_packet_sent(now)
-        if not is_keepalive:
-            peer.timers.on_data_sent(now)
-        return peer.run_actions(peer.timers.rekey_on_send(peer.keypairs.current, now), now)
+        return self._guarded("activity", peer_public, step)
+
+    def on_handshake_wanted(self, peer_public: bytes, now: float) -> list[Output]:
+        """Packets wait and no keypair may send them, or the current one is due for a rekey."""
+        def step(peer: Peer) -> list[Output]:
+            log.debug("%r: the data plane wants a handshake", peer)
+            return peer.initiate(now)
+        return self._guarded("a wanted handshake", peer_public, step)
+
+    def on_keypair_confirmed(self, peer_public: bytes, now: float) -> list[Output]:
+        """The responder's new keypair carried data: the handshake is complete."""
+        def step(peer: Peer) -> list[Output]:
+            peer.on_handshake_complete(now)
+            return []
+        return self._guarded("a confirmed keypair", peer_public, step)
+
+    def on_keys_zeroed(self, peer_public: bytes) -> list[Output]:
+        """No session for 3 x REJECT_AFTER_TIME: the data plane zeroed the keypairs; the
+        handshake in progress goes too (the kernel's zero_key_material)."""
+        def step(peer: Peer) -> list[Output]:
+            peer.clear_handshake()
+            return []
+        return self._guarded("zeroed keys", peer_public, step)
+
+    def on_endpoint_changed(self, peer_public: bytes, endpoint: Address) -> None:
+        """Roaming: the peer's authenticated data now comes from `endpoint`."""
+        peer = self.peers.get(peer_public)
+        if peer is not None:
+            peer.endpoint = endpoint

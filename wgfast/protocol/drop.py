@@ -24,3 +24,4 @@ class DropReason(StrEnum):
     BAD_KEY = "bad_key"  # a low-order point: the X25519 result was all zeros
     UNEXPECTED_COOKIE = "unexpected_cookie"  # cookie reply without a mac1 we sent
     NO_IDENTITY = "no_identity"  # the device has no private key yet
+    TRANSPORT_DATA = "transport_data"  # type 4 is the data plane's; it never comes here

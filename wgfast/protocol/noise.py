@@ -13,7 +13,7 @@ Decisions:
 - Secrets live in `bytes` objects. Python cannot zero immutable bytes, and the interpreter and
   `cryptography` may hold further copies; `Handshake.clear()` drops our references so the memory
   can be reused, which is the best a pure-Python core can do. Transport keys get `bytearray`s
-  that are zeroed (see `wgfast.protocol.keypair`).
+  that are zeroed once the data plane has them (`outputs.InstallKeypair.wipe`).
 """
 
 from __future__ import annotations

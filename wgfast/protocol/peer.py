@@ -1,14 +1,16 @@
 """One peer's protocol state and the steps that only concern that peer.
 
-A `Peer` ties together its handshake (`noise.Handshake`), keypairs (`keypair.Keypairs`), timers
-(`timers.PeerTimers`) and the sending side of cookies (`cookie.CookieJar`). It belongs to one
-`DeviceState` (back-reference, like the kernel's peer->device) for the static identity, the index
-table, the clocks and the ephemeral source.
+A `Peer` ties together its handshake (`noise.Handshake`), its timers (`timers.PeerTimers`) and
+the sending side of cookies (`cookie.CookieJar`). It belongs to one device (`PeerContext`, which
+`DeviceState` provides) for the static identity, the index space, the clocks and the ephemeral
+source. Its transport keypairs are not here: the data plane holds them and reports what they did.
 
 Decisions:
 - An initiation that is not a retry is sent at most once per REKEY_TIMEOUT (the kernel's rule).
-- Without a known endpoint no initiation is sent (there is nowhere to send it); the timers are
-  not armed either, so nothing retries until traffic or `initiate` asks again.
+- Without a known endpoint or a private key no initiation can be sent, but the retransmission
+  timer runs as if one had been (as in the kernel, whose send goes nowhere): retries send one as
+  soon as there is an endpoint, and after REKEY_ATTEMPT_TIME the handshake gives up and the
+  packets staged for it are dropped, so that they do not hold the data plane's buffers for good.
 """
 
 from __future__ import annotations
@@ -20,35 +22,31 @@ from typing import Protocol
 from wgfast.keys import to_base64
 from wgfast.protocol import noise, tai64n
 from wgfast.protocol.cookie import CookieJar
-from wgfast.protocol.index_table import IndexTable
-from wgfast.protocol.keypair import Keypair, Keypairs
+from wgfast.protocol.index_space import IndexSpace
 from wgfast.protocol.messages import KEY_LEN, REKEY_TIMEOUT
 from wgfast.protocol.outputs import (
     Address,
     DropStaged,
-    KeypairReady,
-    KeypairRetired,
-    KeysZeroed,
+    InstallKeypair,
     Output,
     SendKeepalive,
     Transmit,
+    ZeroKeysLater,
 )
-from wgfast.protocol.timers import Action, PeerTimers
-from wgfast.protocol.timers import DropStaged as TimerDropStaged
+from wgfast.protocol.timers import Action, Activity, GiveUp, PeerTimers
 from wgfast.protocol.timers import SendInitiation as TimerSendInitiation
 from wgfast.protocol.timers import SendKeepalive as TimerSendKeepalive
-from wgfast.protocol.timers import ZeroKeys as TimerZeroKeys
 
 log = logging.getLogger(__name__)
 
 
 class PeerContext(Protocol):
     """What a peer needs of the device it belongs to (`DeviceState` is one): the static identity,
-    the index table, the clocks and the randomness. A protocol type, so that this module does
+    the index space, the clocks and the randomness. A protocol type, so that this module does
     not import the device state that imports it."""
 
     identity: noise.StaticIdentity | None
-    index: IndexTable[Peer]
+    index: IndexSpace
     jitter: Callable[[], float]
     wall_clock_ns: Callable[[], int]
     ephemeral_source: Callable[[], bytes | None]
@@ -73,9 +71,9 @@ class Peer:
             static_static_ready=False,  # computed on first use (ensure_static_static)
             preshared_key=bytes(preshared_key) if preshared_key else noise.ZERO_KEY,
         )
-        self.keypairs = Keypairs()
         self.timers = PeerTimers(persistent_keepalive_interval, jitter=device.jitter)
         self.cookie_jar = CookieJar(self.public)
+        self.activity = Activity()  # the data plane's last report
         self.last_sent_handshake: float | None = None
         self.last_handshake_time_ns: int | None = None  # wall clock, for UAPI
 
@@ -92,42 +90,47 @@ class Peer:
     # --- handshake ------------------------------------------------------------------------------
 
     def initiate(self, now: float, retry: bool = False) -> list[Output]:
-        """Send a handshake initiation (rate limited to one per REKEY_TIMEOUT unless a retry)."""
+        """Send a handshake initiation (rate limited to one per REKEY_TIMEOUT unless a retry).
+        Refused by that rule, it is sent when the rule allows, unless a retry comes first."""
         dev = self.device
-        if dev.identity is None or self.endpoint is None:
-            return []
         if (not retry and self.last_sent_handshake is not None
                 and now - self.last_sent_handshake < REKEY_TIMEOUT):
+            self.timers.on_handshake_wanted_later(self.last_sent_handshake + REKEY_TIMEOUT)
             return []
+        if dev.identity is None or self.endpoint is None:
+            self.timers.on_handshake_initiated(now, retry)  # see the module docstring
+            return []
+        self.last_sent_handshake = now
         self.forget_handshake_index()
-        index = dev.index.allocate(self)
+        index = dev.index.allocate(self.public)
+        self.handshake.local_index = index
         timestamp = tai64n.encode(dev.wall_clock_ns())
         self.ensure_static_static()
         message = noise.create_initiation(dev.identity, self.handshake, index, timestamp,
                                           dev.ephemeral_source())
         if message is None:
-            dev.index.remove(index)
-            self.handshake.local_index = None
+            self.forget_handshake_index()
             log.warning("%r: cannot initiate, the peer's public key is a low-order point", self)
             return []
         message = self.cookie_jar.add_macs(message, now)
-        self.last_sent_handshake = now
         self.timers.on_any_authenticated_packet_traversal(now)
         self.timers.on_any_authenticated_packet_sent(now)
         self.timers.on_handshake_initiated(now, retry)
+        log.debug("%r: sending handshake initiation%s", self, " (retry)" if retry else "")
         return [Transmit(self.public, self.endpoint, message)]
 
     def respond(self, now: float) -> list[Output]:
-        """After a consumed initiation: the response, and the new keypair staged as `next`."""
+        """After a consumed initiation: the new keypair (waiting as `next` in the data plane),
+        then the response."""
         dev = self.device
         assert self.endpoint is not None
         self.forget_handshake_index()
-        index = dev.index.allocate(self)
+        index = dev.index.allocate(self.public)
         message = noise.create_response(self.handshake, index, dev.ephemeral_source())
         if message is None:
-            dev.index.remove(index)
-            self.handshake.local_index = None
+            dev.index.release(self.public)
             return []
+        self.handshake.local_index = index
         message = self.cookie_jar.add_macs(message, now)
         # The keypair first, then the response: whoever carries the outputs out in order
         # installs the keypair before the initiator can answer the response (its confirming
@@ -135,54 +138,54 @@ class Peer:
         # dropped as an unknown index and the session would stay unconfirmed until more data).
         outputs = self.begin_session(now)
         outputs.append(Transmit(self.public, self.endpoint, message))
+        log.debug("%r: received handshake initiation, sending response", self)
         self.timers.on_any_authenticated_packet_traversal(now)
         self.timers.on_any_authenticated_packet_sent(now)
         return outputs
 
     def begin_session(self, now: float) -> list[Output]:
-        """Derive the keypair from a finished handshake and slot it (current or next)."""
+        """Derive the keypair from a finished handshake and hand it down."""
         keys = noise.derive_transport_keys(self.handshake)
         if keys is None:
             return []
         dev = self.device
-        self.handshake.local_index = None  # the keypair owns the index now
-        keypair = Keypair.from_transport_keys(keys, now)
-        dev.index.replace(keypair.local_index, keypair)
-        outputs: list[Output] = [KeypairReady(self.public, keypair, keypair.is_initiator)]
-        outputs += self._retired(self.keypairs.add(keypair))
-        self.timers.on_session_derived(now)
-        if keypair.is_initiator:
-            self.timers.on_handshake_complete(now)
-            self.last_handshake_time_ns = dev.wall_clock_ns()
-        return outputs
-
-    def forget_handshake_index(self) -> None:
-        self.device.index.remove(self.handshake.local_index)
+        dev.index.settle(self.public)  # the keypair keeps the handshake's index
         self.handshake.local_index = None
+        if keys.is_initiator:
+            self.on_handshake_complete(now)
+        return [InstallKeypair(self.public, keys.local_index, keys.remote_index,
+                               keys.is_initiator, now, bytearray(keys.send),
+                               bytearray(keys.receive))]
 
-    def _retired(self, keypairs: list[Keypair]) -> list[Output]:
-        out: list[Output] = []
-        for kp in keypairs:
-            self.device.index.remove(kp.local_index)
-            out.append(KeypairRetired(self.public, kp.local_index))
-        return out
-
-    # --- keys -----------------------------------------------------------------------------------
-
-    def zero_keys(self) -> list[Output]:
-        """Zero every keypair and forget the handshake in progress."""
-        outputs = self._retired(self.keypairs.zero_all())
-        self.forget_handshake_index()
-        self.handshake.clear()
-        return outputs
-
-    def keypair_promoted(self, keypair: Keypair, now: float) -> list[Output]:
-        promoted, retired = self.keypairs.received_with(keypair)
-        if not promoted:
-            return []
+    def on_handshake_complete(self, now: float) -> None:
+        """A session exists: the initiator took the response, or the data plane confirmed the
+        responder's keypair with the first data under it."""
         self.timers.on_handshake_complete(now)
         self.last_handshake_time_ns = self.device.wall_clock_ns()
-        return self._retired(retired)
+
+    def forget_handshake_index(self) -> None:
+        if self.handshake.local_index is not None:
+            self.device.index.release(self.public)
+            self.handshake.local_index = None
+
+    def clear_handshake(self) -> None:
+        """Forget the handshake in progress (its index freed): the kernel's handshake clear."""
+        self.forget_handshake_index()
+        self.handshake.clear()
+
+    def reset(self) -> None:
+        """The device went down or the peer is gone: no handshake, no timers, and a fresh start
+        for the next initiation."""
+        self.clear_handshake()
+        self.timers.stop()
+        self.activity = Activity()
+        self.last_sent_handshake = None
+
+    # --- the data plane's reports ---------------------------------------------------------------
+
+    def on_activity(self, activity: Activity) -> None:
+        self.timers.on_activity(self.activity, activity)
+        self.activity = activity
 
     # --- timers ---------------------------------------------------------------------------------
 
@@ -193,11 +196,9 @@ class Peer:
                 outputs += self.initiate(now, retry=action.retry)
             elif isinstance(action, TimerSendKeepalive):
                 outputs.append(SendKeepalive(self.public))
-            elif isinstance(action, TimerDropStaged):
-                outputs.append(DropStaged(self.public))
-            elif isinstance(action, TimerZeroKeys):
-                outputs += self.zero_keys()
-                outputs.append(KeysZeroed(self.public))
+            elif isinstance(action, GiveUp):
+                self.clear_handshake()
+                outputs += [DropStaged(self.public), ZeroKeysLater(self.public)]
         return outputs
 
     def tick(self, now: float) -> list[Output]:

@@ -7,21 +7,27 @@ when to call `tick` next. Nothing here sleeps, schedules or does I/O.
 Timers (deadline -> action):
 - retransmit_handshake: REKEY_TIMEOUT + jitter after an initiation is sent -> SendInitiation(retry)
   until MAX_TIMER_HANDSHAKES (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT = 18) initiations have gone
-  unanswered, then give up: DropStaged, and zero keys in 3 x REJECT_AFTER_TIME if not scheduled.
+  unanswered, then give up: DropStaged and ZeroKeysLater (the data plane zeroes the keys
+  3 x REJECT_AFTER_TIME later unless that is scheduled already).
   Decision: 18 initiations spanning REKEY_ATTEMPT_TIME (90 s), the paper's rule; the Linux
   kernel's off-by-two counting sends 20 and gives up after ~100 s.
+- handshake_wanted: when the data plane wanted a handshake but the once-per-REKEY_TIMEOUT rule
+  refused it and no retransmission is pending, the initiation goes out as soon as the rule
+  allows (the data plane asks once and then waits for a keypair).
 - send_keepalive: KEEPALIVE_TIMEOUT after data is received with nothing sent since -> SendKeepalive
   (passive keepalive; re-armed once more if more data arrived while it was pending).
 - new_handshake: KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after data is sent with nothing
   authenticated received since -> SendInitiation(retry=False).
-- zero_key_material: 3 x REJECT_AFTER_TIME after the last session was derived -> ZeroKeys.
 - persistent_keepalive: every `persistent_keepalive_interval` seconds after the last
   authenticated packet in either direction -> SendKeepalive.
 
-Rekey on traffic (not timers, but decided here): `on_data_sent` asks for a handshake when the
-current keypair needs one (REKEY_AFTER_MESSAGES, or REKEY_AFTER_TIME for the initiator);
-`on_data_received` asks once per session when the initiator's keypair is older than
-REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT.
+What the data plane decides by itself, per packet, is not here: rekeying on send (message count,
+and age for the initiator) and on receive (the initiator's last-minute rule) reach the core as a
+"handshake wanted" event; keys are zeroed by the data plane on its own schedule.
+
+The data plane does not report every packet: it reports a peer's latest traffic (`Activity`)
+at most every few tens of milliseconds. `activity_steps` turns the change between two reports
+into the packet events the kernel's hooks would have seen, in time order.
 """
 
 from __future__ import annotations
@@ -31,19 +37,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wgfast.protocol.keypair import Keypair
 from wgfast.protocol.messages import (
     KEEPALIVE_TIMEOUT,
     MAX_TIMER_HANDSHAKES,
-    REJECT_AFTER_TIME,
     REKEY_TIMEOUT,
     REKEY_TIMEOUT_JITTER_MAX,
 )
 
 log = logging.getLogger(__name__)
-
-ZERO_KEYS_AFTER = 3 * REJECT_AFTER_TIME
-REKEY_ON_RECEIVE_AGE = REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
 
 _system_random = random.SystemRandom()
 
@@ -63,19 +64,51 @@ class SendKeepalive:
 
 
 @dataclass(frozen=True, slots=True)
-class ZeroKeys:
-    pass
+class GiveUp:
+    """No handshake after REKEY_ATTEMPT_TIME: drop staged packets, schedule zeroing."""
+
+
+Action = SendInitiation | SendKeepalive | GiveUp
+
+_TIMERS = ("retransmit_handshake", "handshake_wanted", "send_keepalive", "new_handshake",
+           "persistent_keepalive")
 
 
 @dataclass(frozen=True, slots=True)
-class DropStaged:
-    pass
+class Activity:
+    """A peer's authenticated traffic, as the data plane reports it (monotonic seconds; None for
+    never, or none since the other direction reset it)."""
+
+    tx_any: float | None = None  # the last packet sent, keepalives included
+    rx_any: float | None = None  # the last packet received
+    tx_data_first: float | None = None  # the first data packet sent since the last received
+    rx_data_first: float | None = None  # the first data packet received since the last sent
+    rx_data_last: float | None = None  # the last data packet received
 
 
-Action = SendInitiation | SendKeepalive | ZeroKeys | DropStaged
+# The kernel's hooks, in the order they run for one packet at one instant.
+RECEIVED, DATA_RECEIVED, SENT, DATA_SENT = range(4)
 
-_TIMERS = ("retransmit_handshake", "send_keepalive", "new_handshake", "zero_key_material",
-           "persistent_keepalive")
+
+def activity_steps(before: Activity, after: Activity) -> list[tuple[float, int]]:
+    """The packet events the change from `before` to `after` stands for, oldest first.
+
+    A first-data time differs from the previous report's exactly when data started (again)
+    after the other direction reset it, which is when the kernel would arm its timer; the
+    any-packet times stand for everything else that passed between the reports."""
+    steps: list[tuple[float, int]] = []
+    if after.rx_any is not None and after.rx_any != before.rx_any:
+        steps.append((after.rx_any, RECEIVED))
+    if after.tx_any is not None and after.tx_any != before.tx_any:
+        steps.append((after.tx_any, SENT))
+    if after.rx_data_first is not None and after.rx_data_first != before.rx_data_first:
+        steps += [(after.rx_data_first, RECEIVED), (after.rx_data_first, DATA_RECEIVED)]
+    if (after.rx_data_last is not None and after.rx_data_last != before.rx_data_last
+            and after.rx_data_last != after.rx_data_first):
+        steps.append((after.rx_data_last, DATA_RECEIVED))
+    if after.tx_data_first is not None and after.tx_data_first != before.tx_data_first:
+        steps += [(after.tx_data_first, SENT), (after.tx_data_first, DATA_SENT)]
+    return sorted(steps)
 
 
 class PeerTimers:
@@ -86,9 +119,22 @@ class PeerTimers:
         self.deadlines: dict[str, float | None] = dict.fromkeys(_TIMERS)
         self.handshake_attempts = 0
         self.need_another_keepalive = False
-        self.sent_lastminute_handshake = False
 
     # --- events in ------------------------------------------------------------------------------
+
+    def on_activity(self, before: Activity, after: Activity) -> None:
+        """The data plane's report of the peer's traffic (see activity_steps)."""
+        for at, step in activity_steps(before, after):
+            if step == RECEIVED:
+                self.on_any_authenticated_packet_received(at)
+                self.on_any_authenticated_packet_traversal(at)
+            elif step == DATA_RECEIVED:
+                self.on_data_received(at)
+            elif step == SENT:
+                self.on_any_authenticated_packet_sent(at)
+                self.on_any_authenticated_packet_traversal(at)
+            else:
+                self.on_data_sent(at)
 
     def on_data_sent(self, now: float) -> None:
         """A data packet (not a keepalive) was sent."""
@@ -102,22 +148,6 @@ class PeerTimers:
             self.deadlines["send_keepalive"] = now + KEEPALIVE_TIMEOUT
         else:
             self.need_another_keepalive = True
-
-    def rekey_on_send(self, keypair: Keypair | None, now: float) -> list[Action]:
-        """After sending under `keypair`: a handshake if it is due (kernel keep_key_fresh)."""
-        if keypair is not None and keypair.needs_rekey_on_send(now):
-            return [SendInitiation(retry=False)]
-        return []
-
-    def rekey_on_receive(self, keypair: Keypair | None, now: float) -> list[Action]:
-        """After receiving under the current keypair: the initiator's last-minute handshake,
-        once per session, when the keypair nears REJECT_AFTER_TIME."""
-        if (keypair is not None and keypair.valid and keypair.is_initiator
-                and not self.sent_lastminute_handshake
-                and keypair.age(now) >= REKEY_ON_RECEIVE_AGE):
-            self.sent_lastminute_handshake = True
-            return [SendInitiation(retry=False)]
-        return []
 
     def on_any_authenticated_packet_sent(self, now: float) -> None:
         self.deadlines["send_keepalive"] = None
@@ -133,14 +163,18 @@ class PeerTimers:
         if not retry:
             self.handshake_attempts = 0
         self.deadlines["retransmit_handshake"] = now + REKEY_TIMEOUT + self._jitter()
+        self.deadlines["handshake_wanted"] = None
+
+    def on_handshake_wanted_later(self, when: float) -> None:
+        """A wanted initiation was refused until `when`; with no retransmission pending, send
+        it then."""
+        if self.deadlines["retransmit_handshake"] is None:
+            self.deadlines["handshake_wanted"] = when
 
     def on_handshake_complete(self, now: float) -> None:
         self.deadlines["retransmit_handshake"] = None
+        self.deadlines["handshake_wanted"] = None
         self.handshake_attempts = 0
-        self.sent_lastminute_handshake = False
-
-    def on_session_derived(self, now: float) -> None:
-        self.deadlines["zero_key_material"] = now + ZERO_KEYS_AFTER
 
     def set_persistent_keepalive(self, interval: float, now: float) -> None:
         self.persistent_keepalive_interval = interval
@@ -149,6 +183,7 @@ class PeerTimers:
     def stop(self) -> None:
         """Cancel every timer (peer removed or device down)."""
         self.deadlines = dict.fromkeys(_TIMERS)
+        self.need_another_keepalive = False
 
     # --- actions out ----------------------------------------------------------------------------
 
@@ -172,10 +207,11 @@ class PeerTimers:
             log.debug("handshake did not complete after %d attempts, giving up",
                       self.handshake_attempts)
             self.deadlines["send_keepalive"] = None
-            if self.deadlines["zero_key_material"] is None:
-                self.deadlines["zero_key_material"] = now + ZERO_KEYS_AFTER
-            return [DropStaged()]
+            return [GiveUp()]
         return [SendInitiation(retry=True)]
+
+    def _expired_handshake_wanted(self, now: float) -> list[Action]:
+        return [SendInitiation(retry=False)]
 
     def _expired_send_keepalive(self, now: float) -> list[Action]:
         if self.need_another_keepalive:
@@ -185,9 +221,6 @@ class PeerTimers:
 
     def _expired_new_handshake(self, now: float) -> list[Action]:
         return [SendInitiation(retry=False)]
-
-    def _expired_zero_key_material(self, now: float) -> list[Action]:
-        return [ZeroKeys()]
 
     def _expired_persistent_keepalive(self, now: float) -> list[Action]:
         if self.persistent_keepalive_interval > 0:
