@@ -11,7 +11,11 @@ it is removed at the end.
 The device issue's goal: setconf under 1 s, wgfastd's RSS under half of wireguard-go's
 (wireguard-go 0.0.20231211, Debian 13's build: 2.1 s and 262 MB).
 
-    sudo python3 bench/bench_many_peers.py [--peers N] [--wireguard-go PATH] [--json]
+    sudo python3 bench/bench_many_peers.py [--peers N] [--wgfastd PATH] [--wireguard-go PATH]
+        [--json]
+
+wgfastd is the installed one (`wgfastd` on PATH, or --wgfastd), whatever the working directory.
+A daemon that fails shows its reason: each runs with LOG_LEVEL=error and its stderr is kept.
 """
 
 from __future__ import annotations
@@ -72,12 +76,13 @@ def vm_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def wait_for_socket(interface: str, proc: subprocess.Popen) -> None:
+def wait_for_socket(interface: str, proc: subprocess.Popen, errors: Path) -> None:
     path = SOCKET_DIR / f"{interface}.sock"
     deadline = time.monotonic() + READY_TIMEOUT
     while not path.exists():
         if proc.poll() is not None:
-            raise RuntimeError(f"{interface}: daemon exited with {proc.returncode}")
+            said = errors.read_text(errors="replace").strip()
+            raise RuntimeError(f"{interface}: daemon exited with {proc.returncode}: {said}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{interface}: no UAPI socket after {READY_TIMEOUT} s")
         time.sleep(0.05)
@@ -86,10 +91,12 @@ def wait_for_socket(interface: str, proc: subprocess.Popen) -> None:
 
 def run_one(ns: str, name: str, argv: list[str], interface: str, config: Path, peers: int,
             env: dict[str, str]) -> Result:  # fmt: skip
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv, interface], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    errors = config.with_name(f"{interface}.stderr")
+    with errors.open("wb") as stderr:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv, interface], env=env,
+                                stdout=subprocess.DEVNULL, stderr=stderr)  # fmt: skip
     try:
-        wait_for_socket(interface, proc)
+        wait_for_socket(interface, proc, errors)
         # Up first, so that the setconf also loads the running data plane (peers, endpoints,
         # allowed IPs), not only the configuration.
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "up", "dev", interface],
@@ -119,6 +126,7 @@ def run_one(ns: str, name: str, argv: list[str], interface: str, config: Path, p
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peers", type=int, default=10_000)
+    parser.add_argument("--wgfastd", help="the wgfastd to run (default: wgfastd on PATH)")
     parser.add_argument("--wireguard-go", default=DEFAULT_WIREGUARD_GO)
     parser.add_argument("--skip-wireguard-go", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -129,15 +137,15 @@ def main() -> int:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} not found")
 
-    # The daemon imports the wgfast this script sits beside (the source tree, built in place)
-    # unless PYTHONPATH says otherwise.
+    wgfastd = args.wgfastd or shutil.which("wgfastd")
+    if wgfastd is None:
+        sys.exit("wgfastd not found: install wgfast (scripts/install.sh) or pass --wgfastd")
     env = dict(os.environ)
-    env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
     env["LOG_LEVEL"] = "error"
     env["WG_PROCESS_FOREGROUND"] = "1"
     tag = uuid.uuid4().hex[:6]
     ns = f"wgfbench-{tag}"
-    daemons = [("wgfastd", [sys.executable, "-m", "wgfast.daemon", "-f"], f"wgfb{tag}a")]
+    daemons = [("wgfastd", [wgfastd, "-f"], f"wgfb{tag}a")]
     if not args.skip_wireguard_go:
         if not Path(args.wireguard_go).exists():
             sys.exit(f"{args.wireguard_go} not found (or pass --skip-wireguard-go)")

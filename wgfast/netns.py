@@ -4,11 +4,13 @@ A namespace is a property of a thread, and what a thread opens while inside (soc
 handles, /proc/sys/net files) stays in that namespace for good. So `run_in_netns` starts a
 short-lived thread that enters the namespace, does the work and ends, while the caller's thread
 stays where it was. Shared by `wgfast up --netns` (routes, sysctls and nftables inside the
-namespace), the daemon (following its link into another namespace) and the API.
+namespace), the daemon (following its link into another namespace) and the API. Namespaces are
+told apart by the identity of their /proc files (`NetnsId`), which `wgfast up` records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -66,3 +68,50 @@ def run_in_netns(netns: str | None, work: Callable[[], T]) -> T:
         return run_in_netns_fd(fd, work, f"netns-{netns}")
     finally:
         os.close(fd)
+
+
+NetnsId = tuple[int, int]  # (device, inode) of a namespace's file: equal for the same namespace
+
+
+def _id_of(path: str) -> NetnsId | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def current_netns() -> NetnsId:
+    """This thread's network namespace."""
+    found = _id_of("/proc/thread-self/ns/net")
+    assert found is not None
+    return found
+
+
+def describe_netns(netns: NetnsId) -> str:
+    """A person's name for a namespace: its `ip netns` name, "the initial network namespace",
+    or that of a process inside it."""
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(NETNS_DIRECTORY)):
+            if _id_of(os.path.join(NETNS_DIRECTORY, name)) == netns:
+                return f"network namespace {name}"
+    if _id_of("/proc/1/ns/net") == netns:
+        return "the initial network namespace"
+    pid = _process_in(netns)
+    return f"the network namespace of process {pid}" if pid else "a network namespace now gone"
+
+
+def netns_alive(netns: NetnsId) -> bool:
+    """Whether the namespace still exists: named by `ip netns`, or holding a process."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(NETNS_DIRECTORY):
+            if _id_of(os.path.join(NETNS_DIRECTORY, name)) == netns:
+                return True
+    return _process_in(netns) is not None
+
+
+def _process_in(netns: NetnsId) -> int | None:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _id_of(f"/proc/{entry}/ns/net") == netns:
+            return int(entry)
+    return None

@@ -1,9 +1,31 @@
-"""Other processes: is one still running, and who serves a UNIX socket."""
+"""Other processes: starting this package's modules in one, is one still running, and who
+serves a UNIX socket."""
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
+import sys
+
+# The directory holding the `wgfast` package this process runs (site-packages when installed,
+# the source tree when built in place).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def module_command(module: str) -> list[str]:
+    """argv running `module` of this very wgfast with this interpreter. `-P` keeps the working
+    directory off sys.path: run from a source checkout, its unbuilt `wgfast/` would otherwise
+    shadow the installed package. Use with `module_env`."""
+    return [sys.executable, "-P", "-m", module]
+
+
+def module_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (the environment by default) with PYTHONPATH led by this wgfast's directory, so
+    a `module_command` child imports the same package as its parent, whatever its cwd."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    return env
 
 
 def process_alive(pid: int) -> bool:

@@ -211,6 +211,12 @@ _HOOK_KEYS = {"preup", "postup", "predown", "postdown"}
 _DECIMAL = re.compile(r"[0-9]+")
 
 
+# Comma-separated lists, and two entries separated only by spaces (wg strips the spaces, so they
+# run together into one invalid entry: worth a hint).
+_LIST_KEYS = frozenset({"address", "dns", "allowedips"})
+_SPACE_SEPARATED = re.compile(r"[^,\s]\s+[^,\s]")
+
+
 class _LineError(Exception):
     """Raised by a value parser; turned into ConfigError with the file, line and key."""
 
@@ -264,7 +270,10 @@ def parse(text: str, path: str = "<string>") -> QuickConfig:
                 seen = peer_fields.setdefault(len(peers), set())
                 _peer_line(peers[-1], lower, value, seen)
         except _LineError as exc:
-            raise ConfigError(path, number, canonical, str(exc)) from None
+            message = str(exc)
+            if lower in _LIST_KEYS and _SPACE_SEPARATED.search(value_part.strip()):
+                message += f"; separate the entries with commas ({canonical} = A, B)"
+            raise ConfigError(path, number, canonical, message) from None
     if interface is None:
         raise ConfigError(path, None, None, "no [Interface] section")
     for peer in peers:

@@ -215,3 +215,39 @@ def test_without_root_runs_crypto_and_handshake(monkeypatch, capsys):
     for r in handshake_rows:
         assert r["impl"] == "wgfast" and r["per_s"] > 0
         assert r["us_each"] == pytest.approx(1e6 / r["per_s"])
+
+
+def _iperf3_json(seconds: list[float], rate: float = 1e9) -> str:
+    return json.dumps({"intervals": [{"sum": {"seconds": s, "bits_per_second": rate}}
+                                     for s in seconds]})
+
+
+def test_iperf3_trailing_partial_interval_is_not_a_point():
+    # iperf3 ends with whatever was left after the last full second (here 4 ms): not a point.
+    points = tunnel.iperf3_intervals(_iperf3_json([1.0, 1.0, 0.999, 0.004], 4e9), {}, 3)
+    assert points == [4.0, 4.0, 4.0]
+    # More full seconds than the run's duration (a late server start): capped at the duration,
+    # so every implementation's line has the same number of points.
+    assert len(tunnel.iperf3_intervals(_iperf3_json([1.0] * 6), {}, 5)) == 5
+    # The server said nothing parseable: the client's intervals, by the same rules.
+    client = json.loads(_iperf3_json([1.0, 0.01]))
+    assert tunnel.iperf3_intervals("not json", client, 2) == [1.0]
+
+
+FAILING_DAEMON = """#!/bin/sh
+echo "boom: this daemon cannot start ($1)" >&2
+exit 3
+"""
+
+
+def test_a_daemon_that_fails_to_start_shows_its_reason(tmp_path):
+    needs_tun()
+    script = tmp_path / "failing-daemon"
+    script.write_text(FAILING_DAEMON)
+    script.chmod(0o755)
+    with Testbed() as bed, pytest.raises(testbed.TestbedError) as failed:
+        bed.start_tunnel((str(script),))
+    message = str(failed.value)
+    assert "exited with status 3" in message
+    assert "boom: this daemon cannot start" in message
+    assert bed.leftovers() == []

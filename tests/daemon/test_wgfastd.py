@@ -8,6 +8,7 @@ covered by test_interop.py and the other tunnel tests beside it.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import socket
@@ -22,7 +23,7 @@ import pytest
 from support import needs_cmd, needs_tun
 from support.daemons import REPO
 from support.netns import Netns, NetnsPool, unique_name, wait_for
-from wgfast.process import process_alive
+from wgfast.process import process_alive, socket_owner_pid
 from wgfast.uapi import (
     ERRNO_INVALID,
     ERRNO_IO,
@@ -59,14 +60,10 @@ class Daemon:
         )  # fmt: skip
 
     def pid(self) -> int:
-        for pid in self.ns.pids():
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if b"wgfast.daemon" in cmdline and self.interface.encode() in cmdline:
-                return pid
-        raise AssertionError(f"no wgfastd process for {self.interface}")
+        pid = socket_owner_pid(self.path)
+        if pid is None:
+            raise AssertionError(f"no wgfastd process serves {self.path}")
+        return pid
 
     def wg(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return self.ns.run("wg", *args, check=check, **kw)
@@ -295,6 +292,110 @@ def test_launch_failure_exits_nonzero_with_reason(daemon: Daemon, tmp_path: Path
     assert bad.returncode != 0 and "interface name" in bad.stderr
 
 
+# Makes the daemon (the launcher's child: WG_PROCESS_FOREGROUND=1) fail to import its compiled
+# extension, as an unbuilt source tree would: a failure before it can report anything itself.
+BROKEN_IMPORT = """
+import builtins, os
+if os.environ.get("WG_PROCESS_FOREGROUND") == "1":
+    _real = builtins.__import__
+    def _fake(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "wgfast._native" or (name == "wgfast" and fromlist and "_native" in fromlist):
+            raise ImportError("simulated: no module named wgfast._native (not built)")
+        return _real(name, globals, locals, fromlist, level)
+    builtins.__import__ = _fake
+"""
+
+
+def test_import_failure_reaches_the_launcher(netns_pool: NetnsPool, tmp_path: Path):
+    needs_tun()
+    ns = netns_pool.namespace()
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BROKEN_IMPORT)
+    interface = unique_name("wgf")
+    env = wgfastd_env()
+    env["PYTHONPATH"] = os.pathsep.join((str(site), env["PYTHONPATH"]))
+    result = ns.run(sys.executable, "-m", "wgfast.daemon", interface, check=False, env=env)
+    assert result.returncode == 1
+    assert "wgfastd: daemon did not report readiness" in result.stderr
+    assert "ImportError: simulated: no module named wgfast._native" in result.stderr
+    assert not ns.link_exists(interface) and not os.path.exists(socket_path(interface))
+
+
+def test_unbindable_port_at_link_up_is_loud(daemon: Daemon):
+    """wg-quick sets the port while the link is down; the bind happens at up. When it fails the
+    daemon logs it at error level, and get=1 claims no port and says why (wgfast_bind_error);
+    a later set with a free port brings the device up."""
+    holder = daemon.ns.popen(sys.executable, "-c", HOLD_PORT, "51911", stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
+        daemon.wg("set", daemon.interface, "listen-port", "51911")
+        daemon.ns.run("ip", "link", "set", "up", "dev", daemon.interface)
+        assert wait_for(lambda: "Address already in use" in daemon.log(), 5), daemon.log()
+        assert "ERROR" in next(line for line in daemon.log().splitlines()
+                               if "cannot bring the device up: UDP port 51911" in line)
+        state = UAPIClient(daemon.path).get_text().splitlines()
+        assert not any(line.startswith("listen_port=") for line in state)
+        assert f"wgfast_bind_error={errno.EADDRINUSE}" in state
+        assert daemon.wg("show", daemon.interface, "listen-port").stdout.strip() == "0"
+        daemon.wg("set", daemon.interface, "listen-port", "51912")
+        assert daemon.wg("show", daemon.interface, "listen-port").stdout.strip() == "51912"
+        assert "wgfast_bind_error" not in UAPIClient(daemon.path).get_text()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD_PORT = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+print("bound", flush=True)
+time.sleep(60)
+"""
+
+
+def test_under_systemd_the_log_reaches_the_journal(netns_pool: NetnsPool, tmp_path: Path):
+    """systemd sets JOURNAL_STREAM when stderr is the journal: without LOG_LEVEL the daemon then
+    keeps that stderr for its error-level log, rather than /dev/null (where it went before)."""
+    needs_tun()
+    ns = netns_pool.namespace()
+    interface = unique_name("wgf")
+    env = wgfastd_env()
+    env.pop("LOG_LEVEL", None)
+    env.pop("WGFAST_LOG_FILE", None)
+    env["JOURNAL_STREAM"] = "0:0"
+    journal = tmp_path / "journal"
+    holder = ns.popen(sys.executable, "-c", HOLD_PORT, "51913", stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "bound"
+        with journal.open("w") as out:
+            launched = subprocess.run(ns.command(sys.executable, "-m", "wgfast.daemon", interface),
+                                      env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                      timeout=30, check=False)
+        assert launched.returncode == 0, journal.read_text()
+        ns.run("wg", "set", interface, "listen-port", "51913")
+        ns.run("ip", "link", "set", "up", "dev", interface)
+        assert wait_for(lambda: "cannot bring the device up: UDP port 51913"
+                        in journal.read_text(), 5), journal.read_text()
+    finally:
+        holder.kill()
+        holder.wait()
+        ns.run("ip", "link", "delete", "dev", interface, check=False)
+        wait_for(lambda: not os.path.exists(socket_path(interface)), 5)
+
+
+def test_help_lists_every_knob():
+    result = subprocess.run([sys.executable, "-m", "wgfast.daemon", "--help"],
+                            capture_output=True, text=True, env=wgfastd_env(), timeout=30)
+    assert result.returncode == 0
+    for knob in ("WG_PROCESS_FOREGROUND", "LOG_LEVEL", "WGFAST_LOG_FILE", "WG_TUN_FD",
+                 "WG_UAPI_FD", "WGFAST_OFFLOAD", "WGFAST_DATAPLANE_THREADS",
+                 "WGFAST_TEST_TIME_SCALE", "JOURNAL_STREAM"):
+        assert knob in result.stdout, knob
+
+
 def test_foreground_flag_and_env(netns_pool: NetnsPool, tmp_path: Path):
     needs_tun()
     ns = netns_pool.namespace()
@@ -347,7 +448,8 @@ def test_wg_quick_up_and_down(daemon: Daemon, tmp_path: Path):
         flags = daemon.ns.run("cat", f"/sys/class/net/{interface}/tun_flags", check=False)
         assert flags.returncode == 0, f"{interface} is not a TUN device"
         holders = _tun_holders(interface)
-        assert holders and all(b"wgfast.daemon" in cmd for cmd in holders.values()), holders
+        names = {cmd.split(b"\0")[0] for cmd in holders.values()}
+        assert names == {b"wgfastd"}, holders
     finally:
         down = daemon.ns.run("wg-quick", "down", str(conf), env=env, check=False)
     assert down.returncode == 0, down.stderr

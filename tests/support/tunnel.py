@@ -25,6 +25,8 @@ from pathlib import Path
 from support import needs_cmd, needs_tun
 from support.daemons import REPO
 from support.netns import Netns, NetnsPool, unique_name
+from wgfast.process import socket_owner_pid
+from wgfast.uapi import socket_path
 
 WIREGUARD_GO = "/usr/bin/wireguard-go"
 WIREGUARD_GO_OFFLOAD = "/usr/local/bin/wireguard-go-offload"
@@ -122,28 +124,31 @@ def genkey(ns: Netns) -> tuple[str, str]:
     return private, public
 
 
-def launch(side: Side, log_dir: Path) -> None:
-    """Start `side`'s daemon in its namespace; wgfastd logs verbosely to log_dir/INTERFACE.log."""
+def launch(side: Side, log_dir: Path, prefix: tuple[str, ...] = ()) -> None:
+    """Start `side`'s daemon in its namespace, behind the command `prefix` (e.g. an `unshare`
+    into a time namespace); wgfastd logs verbosely to log_dir/INTERFACE.log."""
     env = dict(os.environ)
     env.pop("WG_PROCESS_FOREGROUND", None)
     if side.kind == "wgfastd":
         env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
         env["LOG_LEVEL"] = "verbose"
         env["WGFAST_LOG_FILE"] = str(log_dir / f"{side.interface}.log")
-        argv = [sys.executable, "-m", "wgfast.daemon", side.interface]
+        argv = [*prefix, sys.executable, "-m", "wgfast.daemon", side.interface]
         side.ns.run(*argv, env=env, timeout=30)
         return
     # wireguard-go's daemon keeps the launcher's stdout/stderr: do not wait on a pipe.
     env["LOG_LEVEL"] = "silent"
     binary = WIREGUARD_GO if side.kind == "wireguard-go" else WIREGUARD_GO_OFFLOAD
-    side.ns.run(binary, side.interface, env=env, timeout=30, capture_output=False,
+    side.ns.run(*prefix, binary, side.interface, env=env, timeout=30, capture_output=False,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
 def make_pair(
-    pool: NetnsPool, kinds: tuple[str, str], tmp_path: Path, *, psk: bool, outer: int
+    pool: NetnsPool, kinds: tuple[str, str], tmp_path: Path, *, psk: bool, outer: int,
+    launch_prefix: tuple[str, ...] = (),
 ) -> tuple[Side, Side]:
-    """Two configured, running ends; sides[0] is the initiator (it alone knows an endpoint)."""
+    """Two configured, running ends; sides[0] is the initiator (it alone knows an endpoint).
+    `launch_prefix` goes before each daemon's command (see launch)."""
     needs_tun()
     needs_cmd("wg")
     for kind in kinds:
@@ -160,7 +165,7 @@ def make_pair(
         private, public = genkey(ns)
         side = Side(ns, kind, unique_name("wgi"), private, public, LISTEN_PORTS[i],
                     OUTER4[i], OUTER6[i], INNER4[i], INNER6[i])  # fmt: skip
-        launch(side, tmp_path)
+        launch(side, tmp_path, launch_prefix)
         sides.append(side)
     initiator, responder = sides
     psk_file = tmp_path / "psk"
@@ -263,15 +268,11 @@ def dump_peer(side: Side) -> list[str]:
 
 
 def daemon_pid(side: Side) -> int:
-    """The pid of the wgfastd serving `side`'s interface, found among its namespace's processes."""
-    for pid in side.ns.pids():
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        if b"wgfast.daemon" in cmdline and side.interface.encode() in cmdline:
-            return pid
-    raise AssertionError(f"no wgfastd process for {side.interface}")
+    """The pid of the daemon serving `side`'s UAPI socket."""
+    pid = socket_owner_pid(socket_path(side.interface))
+    if pid is None:
+        raise AssertionError(f"no daemon serves {side.interface}'s UAPI socket")
+    return pid
 
 
 def rss_kib(pid: int, field: str) -> int:

@@ -21,13 +21,14 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wgfast import keys
+from wgfast.process import module_command, module_env
 from wgfast.uapi import ChangeSet, DeviceStatus, Endpoint, PeerChange, UAPIClient, socket_path
 from wgfast.uapi import parse_allowed_ip as _prefix
 
@@ -44,10 +45,12 @@ DAEMON_START_TIMEOUT = 15.0
 STOP_GRACE_SECONDS = 2.0
 NAME_PREFIX = "wgfb"  # every namespace and interface this module makes starts with it
 
-# `wgfast` as a daemon command: the running interpreter and this very package, so a bench from
-# the source tree measures the source tree's compiled data plane.
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WGFAST_COMMAND = (sys.executable, "-m", "wgfast.daemon")
+# `wgfast` as a daemon command: the running interpreter and this very package (see
+# module_command), so a bench from the source tree measures the source tree's compiled data plane
+# and an installed one the installed package, whatever the working directory.
+WGFAST_COMMAND = tuple(module_command("wgfast.daemon"))
+DAEMON_LOG_LEVEL = "error"  # what a failed round shows of each daemon's log
+LOG_TAIL_LINES = 20
 
 
 class TestbedError(RuntimeError):
@@ -194,6 +197,7 @@ class Testbed:
         self._created: list[Host] = []
         self.tunnel_command: tuple[str, ...] | None = None
         self.daemon_pids: dict[str, list[int]] = {}
+        self._log_dir: str | None = None  # each daemon's output and log, until close()
 
     @property
     def hosts(self) -> tuple[Host, Host]:
@@ -241,6 +245,9 @@ class Testbed:
                 subprocess.run([IP, "netns", "del", host.namespace], capture_output=True,
                                check=False)
             self._created.clear()
+            if self._log_dir is not None:
+                shutil.rmtree(self._log_dir, ignore_errors=True)
+                self._log_dir = None
         finally:
             if in_main:
                 signal.signal(signal.SIGINT, previous)
@@ -289,28 +296,53 @@ class Testbed:
             me.run(IP, "link", "set", "dev", me.tunnel, "mtu", str(TUNNEL_MTU), "up")
 
     def _start_daemon(self, host: Host, command: tuple[str, ...]) -> None:
-        env = dict(os.environ)
+        """Start one daemon; its output and (wgfastd's) log go to files that a failure shows."""
+        if self._log_dir is None:
+            self._log_dir = tempfile.mkdtemp(prefix=f"{NAME_PREFIX}-logs-")
+        is_wgfast = tuple(command) == WGFAST_COMMAND
+        env = module_env() if is_wgfast else dict(os.environ)
         env.pop("WG_PROCESS_FOREGROUND", None)
-        env["LOG_LEVEL"] = "silent"
-        if tuple(command) == WGFAST_COMMAND:
-            env["PYTHONPATH"] = os.pathsep.join(
-                p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        env["LOG_LEVEL"] = DAEMON_LOG_LEVEL
+        if is_wgfast:
+            env["WGFAST_LOG_FILE"] = self._log_path(host, "log")
         before = set(host.pids())
-        # Daemons keep the launcher's stdout/stderr open: never wait on a pipe to them.
-        result = subprocess.run(host.command(*command, host.tunnel), env=env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, timeout=DAEMON_START_TIMEOUT,
-                                check=False)
+        # A daemon keeps the launcher's stdout/stderr open (wireguard-go's logs there): a file,
+        # never a pipe that would not end.
+        with open(self._log_path(host, "out"), "wb") as output:
+            result = subprocess.run(host.command(*command, host.tunnel), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+                                    timeout=DAEMON_START_TIMEOUT, check=False)
         if result.returncode != 0:
             raise TestbedError(f"`{shlex.join(command)} {host.tunnel}` exited with status "
-                               f"{result.returncode} in {host.namespace}")
+                               f"{result.returncode} in {host.namespace}"
+                               f"\n{self.daemon_log_tails()}")
         path = socket_path(host.tunnel)
         deadline = time.monotonic() + DAEMON_START_TIMEOUT
         while not os.path.exists(path):
             if time.monotonic() > deadline:
-                raise TestbedError(f"{shlex.join(command)}: no UAPI socket {path} appeared")
+                raise TestbedError(f"{shlex.join(command)}: no UAPI socket {path} appeared"
+                                   f"\n{self.daemon_log_tails()}")
             time.sleep(0.02)
         self.daemon_pids[host.namespace] = sorted(set(host.pids()) - before)
+
+    def _log_path(self, host: Host, kind: str) -> str:
+        assert self._log_dir is not None
+        return os.path.join(self._log_dir, f"{host.tunnel}.{kind}")
+
+    def daemon_log_tails(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines each daemon printed or logged, labelled; empty if there were none."""
+        parts = []
+        for host in self.hosts:
+            for kind in ("out", "log"):
+                if self._log_dir is None or not os.path.exists(self._log_path(host, kind)):
+                    continue
+                with open(self._log_path(host, kind), errors="replace") as f:
+                    tail = f.read().splitlines()[-lines:]
+                if tail:
+                    what = "output" if kind == "out" else "log"
+                    parts.append(f"--- {host.tunnel} {what} (last {len(tail)} lines) ---")
+                    parts += tail
+        return "\n".join(parts)
 
     def status(self, host: Host) -> DeviceStatus:
         return host.uapi().get()

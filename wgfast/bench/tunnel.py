@@ -36,6 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from wgfast.bench.testbed import WGFAST_COMMAND, Host, Testbed, TestbedError
+from wgfast.process import module_command, module_env
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,10 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 print(time.monotonic(), flush=True)
 s.sendto(b"wgfast-bench", (sys.argv[1], int(sys.argv[2])))
 """
+
+
+# An interval of a traffic report is a point of the plot if it lasted this share of its width.
+FULL_INTERVAL_SHARE = 0.9
 
 
 class BenchError(RuntimeError):
@@ -191,24 +196,29 @@ def run_iperf3(settings: Settings, sender: Host, receiver: Host, address: str,
             server.kill()
             server.wait()
     received = report["end"]["sum_received"]
-    intervals: list[float] = []
+    return Traffic("iperf3", int(received["bytes"]), float(received["seconds"]), 1.0,
+                   iperf3_intervals(server_out, report, settings.duration))
+
+
+def iperf3_intervals(server_out: str, client_report: dict, duration: float) -> list[float]:
+    """Gbit/s of each full second the server saw (the client's if the server said nothing),
+    at most `duration` of them. iperf3's trailing interval is whatever was left after the last
+    full second (often a few milliseconds, at a meaningless rate): not a point of the plot."""
     try:
-        for interval in json.loads(server_out)["intervals"]:
-            intervals.append(interval["sum"]["bits_per_second"] / 1e9)
+        sums = [interval["sum"] for interval in json.loads(server_out)["intervals"]]
     except (ValueError, KeyError):
-        intervals = [i["sum"]["bits_per_second"] / 1e9 for i in report.get("intervals", [])]
-    return Traffic("iperf3", int(received["bytes"]), float(received["seconds"]), 1.0, intervals)
+        sums = [interval["sum"] for interval in client_report.get("intervals", [])]
+    full = [s["bits_per_second"] / 1e9 for s in sums
+            if s.get("seconds", 1.0) >= FULL_INTERVAL_SHARE]
+    return full[:int(duration)]
 
 
 def run_builtin(settings: Settings, sender: Host, receiver: Host, address: str,
                 size: int) -> Traffic:
-    tool = [sys.executable, "-m", "wgfast.bench.traffic"]
+    tool = module_command("wgfast.bench.traffic")
     common = ["--proto", settings.proto, "--port", str(TRAFFIC_PORT),
               "--streams", str(settings.streams), "--duration", str(settings.duration)]
-    env = dict(os.environ)
-    from wgfast.bench.testbed import PACKAGE_ROOT
-
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+    env = module_env()
     server = receiver.popen(*tool, "recv", "--bind", address, *common, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -227,8 +237,10 @@ def run_builtin(settings: Settings, sender: Host, receiver: Host, address: str,
     except (ValueError, IndexError):
         raise BenchError(f"built-in receiver failed: {err.strip()}") from None
     width = report["interval_s"]
+    full = int(float(report["seconds"]) / width)  # the last slice may be partial: not a point
+    points = [b * 8 / width / 1e9 for b in report["interval_bytes"][:full]]
     return Traffic("builtin", int(report["bytes"]), float(report["seconds"]), width,
-                   [b * 8 / width / 1e9 for b in report["interval_bytes"]])
+                   points[:int(settings.duration / width)])
 
 
 def traffic_runner(settings: Settings) -> TrafficRunner:
@@ -317,21 +329,27 @@ def measure_impl_round(impl: Impl, settings: Settings, round_no: int,
     run_traffic = run_traffic or traffic_runner(settings)
     rows = []
     with Testbed() as bed:
-        handshake_s = None
-        if impl.command is not None:
-            progress(f"{impl.name} round {round_no}: starting {shlex.join(impl.command)}")
-            bed.start_tunnel(impl.command)
-            handshake_s = measure_handshake(bed)
-        assert settings.sizes is not None
-        for size in settings.sizes:
-            for sender, receiver in ((bed.a, bed.b), (bed.b, bed.a)):
-                progress(f"{impl.name} round {round_no}: {settings.proto} {size} B x "
-                         f"{settings.streams} {'a->b' if sender is bed.a else 'b->a'} "
-                         f"for {settings.duration:g} s")
-                row = measure_direction(bed, impl, settings, run_traffic, sender, receiver,
-                                        size, round_no, handshake_s)
-                progress(f"    {row.gbit_s:.2f} Gbit/s, {row.pps / 1e3:.0f} kpps")
-                rows.append(row)
+        try:
+            handshake_s = None
+            if impl.command is not None:
+                progress(f"{impl.name} round {round_no}: starting {shlex.join(impl.command)}")
+                bed.start_tunnel(impl.command)
+                handshake_s = measure_handshake(bed)
+            assert settings.sizes is not None
+            for size in settings.sizes:
+                for sender, receiver in ((bed.a, bed.b), (bed.b, bed.a)):
+                    progress(f"{impl.name} round {round_no}: {settings.proto} {size} B x "
+                             f"{settings.streams} {'a->b' if sender is bed.a else 'b->a'} "
+                             f"for {settings.duration:g} s")
+                    row = measure_direction(bed, impl, settings, run_traffic, sender, receiver,
+                                            size, round_no, handshake_s)
+                    progress(f"    {row.gbit_s:.2f} Gbit/s, {row.pps / 1e3:.0f} kpps")
+                    rows.append(row)
+        except BenchError as exc:  # a daemon may say why (start-up failures say it already)
+            tails = bed.daemon_log_tails()
+            if tails:
+                raise BenchError(f"{exc}\n{tails}") from exc
+            raise
     return rows
 
 
@@ -381,7 +399,7 @@ def run(settings: Settings, run_traffic: TrafficRunner | None = None,
         for impl in settings.impls:
             try:
                 rounds += measure_impl_round(impl, settings, round_no, run_traffic, progress)
-            except TestbedError as exc:
+            except (TestbedError, BenchError) as exc:
                 raise BenchError(f"{impl.name} round {round_no}: {exc}") from exc
     return rounds + medians(rounds)
 

@@ -329,7 +329,9 @@ def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
     showconf.add_argument("name")
     showconf.set_defaults(func=cmd_showconf)
     for action, func in (("up", cmd_up), ("down", cmd_down)):
-        p = sub.add_parser(action, help=f"bring a wg-quick configuration {action}")
+        p = sub.add_parser(action, help=f"bring a wg-quick configuration {action}",
+                           epilog=QUICK_ENVIRONMENT,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("config", metavar="CONFIG|NAME",
                        help="a path to NAME.conf, or NAME for /etc/wireguard/NAME.conf")
         p.add_argument("--netns", metavar="NS",
@@ -343,9 +345,21 @@ def _add_wg_commands(sub: argparse._SubParsersAction) -> None:
     again.set_defaults(func=cmd_reresolve)
 
 
+# Spelled out rather than imported from wgfast.cli.quick, which loads pyroute2: every command
+# builds this parser (tests/cli/test_cli_fail_loudly.py checks the defaults against quick's).
+QUICK_ENVIRONMENT = """\
+environment (up, down):
+  WGFAST_DAEMON=CMD   the userspace WireGuard daemon to start (default: wgfastd);
+      any wireguard-go-compatible command, e.g. wireguard-go
+  WGFAST_RUN_DIR=DIR  where up keeps what it did, for down (default: /run/wgfast)
+  the daemon's own (LOG_LEVEL, WGFAST_LOG_FILE, ...): see `wgfastd --help`
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="wgfast", description="Userspace WireGuard with a batched, compiled data plane."
+        prog="wgfast", description="Userspace WireGuard with a batched, compiled data plane.",
+        epilog=QUICK_ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"wgfast {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

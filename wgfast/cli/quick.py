@@ -41,7 +41,15 @@ from typing import Any
 from wgfast import wgquick
 from wgfast.api.device import Device, config_changes
 from wgfast.netlink import RT_TABLE_MAIN, Netlink
-from wgfast.netns import netns_exists, netns_path, run_in_netns
+from wgfast.netns import (
+    NetnsId,
+    current_netns,
+    describe_netns,
+    netns_alive,
+    netns_exists,
+    netns_path,
+    run_in_netns,
+)
 from wgfast.process import process_alive, socket_owner_pid
 from wgfast.uapi import ChangeSet, UAPIError, socket_path
 
@@ -55,6 +63,7 @@ FALLBACK_MTU = 1500
 FIB_RULE_INVERT = 0x2
 CAP_NET_ADMIN = 12
 DAEMON_START_TIMEOUT = 15.0
+BIND_ERROR_KEY = "wgfast_bind_error"  # what wgfastd says in get=1 when its port would not bind
 SRC_VALID_MARK = "/proc/sys/net/ipv4/conf/all/src_valid_mark"
 
 
@@ -75,6 +84,8 @@ class Journal:
     post_down: list[str] = field(default_factory=list)
     save_config: bool = False
     netns: str | None = None  # the namespace the interface was moved into (--netns)
+    # The namespace `up` ran in (the daemon's): `down` must run there too.
+    home: NetnsId = field(default_factory=current_netns)
 
     def record(self, kind: str, **details: Any) -> None:
         self.actions.append({"kind": kind, **details})
@@ -85,7 +96,7 @@ class Journal:
         data = {"interface": self.interface, "config_path": self.config_path,
                 "actions": self.actions, "pre_down": self.pre_down,
                 "post_down": self.post_down, "save_config": self.save_config,
-                "netns": self.netns}
+                "netns": self.netns, "home": list(self.home)}
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".state-")
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1)
@@ -95,9 +106,18 @@ class Journal:
     def load(cls, path: str) -> Journal:
         with open(path) as f:
             data = json.load(f)
+        home = tuple(data["home"]) if "home" in data else current_netns()
         return cls(data["interface"], data["config_path"], path, data["actions"],
                    data.get("pre_down", []), data.get("post_down", []),
-                   data.get("save_config", False), data.get("netns"))
+                   data.get("save_config", False), data.get("netns"), home)  # type: ignore[arg-type]
+
+    def daemon_pid(self) -> int | None:
+        return next((a.get("pid") for a in self.actions if a["kind"] == "daemon"), None)
+
+    def stale(self) -> bool:
+        """Its daemon and the namespace it ran in are both gone: nothing is left to undo."""
+        pid = self.daemon_pid()
+        return not (pid and process_alive(pid)) and not netns_alive(self.home)
 
 
 def state_path(interface: str) -> str:
@@ -138,15 +158,59 @@ def _family(prefix: str) -> int:
 # --- up -----------------------------------------------------------------------------------
 
 
+def _existing_journal(name: str) -> Journal | None:
+    """The journal of an earlier `up` of this name, unless it is stale (its daemon and its
+    namespace gone), in which case it is removed with a note."""
+    path = state_path(name)
+    try:
+        journal = Journal.load(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError) as exc:
+        raise QuickError(f"cannot read the state file {path}: {exc}") from None
+    if journal.stale():
+        log.warning("note: removed the state of %s left by a daemon that is gone, in a "
+                    "network namespace that is gone (%s)", name, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
+    return journal
+
+
+def _check_port_free(port: int) -> None:
+    """wg-quick hands the port to the daemon while the link is down and the daemon binds it at
+    up; a port already taken is best refused before anything is started."""
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        try:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        except OSError:
+            continue  # no such family here
+        with sock:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise QuickError(f"ListenPort {port} is already in use (another "
+                                     "interface or program has it)") from None
+
+
 def up(config_or_name: str, netns: str | None = None) -> Journal:
     check_privilege("up")
     path, name = wgquick.locate(config_or_name)
     config = wgquick.load(path)
-    if os.path.exists(state_path(name)):
+    if _existing_journal(name) is not None:
         raise QuickError(f"{name} is already up (state in {state_path(name)}); "
                          f"run `wgfast down {name}` first")
     if netns is not None:
         check_netns(netns)
+    try:
+        changes = config_changes(config)  # resolves endpoint host names, before any change
+    except OSError as exc:
+        raise QuickError(str(exc)) from None
+    if config.interface.listen_port:
+        _check_port_free(config.interface.listen_port)
     nets = _Nets(netns)
     try:
         for net in {id(n): n for n in (nets.here, nets.inside)}.values():
@@ -167,9 +231,9 @@ def up(config_or_name: str, netns: str | None = None) -> Journal:
                           save_config=config.interface.save_config, netns=netns)
         journal.save()
         try:
-            _bring_up(config, name, journal, nets)
-        except BaseException as exc:
-            log.error("%s; rolling back", exc)
+            _bring_up(config, changes, name, journal, nets)
+        except BaseException:
+            log.info("[#] rolling back")
             _undo(journal, nets)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(journal.path)
@@ -197,7 +261,8 @@ class _Nets:
         self.here.close()
 
 
-def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, nets: _Nets) -> None:
+def _bring_up(config: wgquick.QuickConfig, changes: ChangeSet, name: str, journal: Journal,
+              nets: _Nets) -> None:
     iface = config.interface
     run_hooks(iface.pre_up, name, "PreUp")
     _start_daemon(name, journal)
@@ -212,10 +277,6 @@ def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, nets: _N
         index = net.ifindex(name)
         if index is None:
             raise QuickError(f"{name} did not arrive in network namespace {journal.netns}")
-    try:
-        changes = config_changes(config)  # resolves endpoint host names
-    except OSError as exc:
-        raise QuickError(str(exc)) from None
     try:
         Device(name).client.set(changes)
     except UAPIError as exc:
@@ -234,6 +295,7 @@ def _bring_up(config: wgquick.QuickConfig, name: str, journal: Journal, nets: _N
     net.ipr.link("set", index=index, mtu=mtu, state="up")
     journal.record("link", index=index, mtu_before=before.get("IFLA_MTU"),
                    was_up=bool(before["flags"] & 1))
+    _check_listening(name, config)
     if (iface.dns_servers or iface.dns_search) and shutil.which("resolvconf") is not None:
         _set_dns(name, iface, journal)
     prefixes = sorted({n for p in config.peers for n in p.allowed_ips},
@@ -249,8 +311,11 @@ def _start_daemon(name: str, journal: Journal) -> None:
     log.info("[#] %s", " ".join(command))
     env = dict(os.environ)
     env.pop("WG_PROCESS_FOREGROUND", None)  # the daemon must detach and return when ready
+    # Its output is ours, not a pipe: the daemon prints why it failed, and with LOG_LEVEL set
+    # it keeps that output for its log (to the terminal or, under systemd, to the journal),
+    # which a pipe read to its end would wait for.
     try:
-        result = subprocess.run(command, env=env, capture_output=True, text=True,
+        result = subprocess.run(command, env=env, stdin=subprocess.DEVNULL,
                                 timeout=DAEMON_START_TIMEOUT, check=False)
     except FileNotFoundError:
         raise QuickError(f"cannot start the daemon: `{command[0]}` not found (set "
@@ -266,9 +331,22 @@ def _start_daemon(name: str, journal: Journal) -> None:
     # Recorded even on failure, so a half-started daemon is cleaned up too.
     journal.record("daemon", interface=name, socket=path, pid=pid)
     if result.returncode != 0 or pid is None:
-        detail = (result.stderr or result.stdout).strip()
-        raise QuickError(f"`{' '.join(command)}` failed (exit {result.returncode})"
-                         + (f": {detail}" if detail else ""))
+        raise QuickError(f"`{' '.join(command)}` failed (exit {result.returncode}); its reason "
+                         "is above")
+
+
+def _check_listening(name: str, config: wgquick.QuickConfig) -> None:
+    """The link is up: the daemon has bound its port, or says why not (wgfastd reports it;
+    another daemon's failure shows as a missing port)."""
+    try:
+        state = Device(name).state()
+    except (OSError, UAPIError) as exc:
+        raise QuickError(f"the daemon does not answer after {name} came up: {exc}") from None
+    failed = state.extra.get(BIND_ERROR_KEY)
+    if failed is not None or state.listen_port == 0:
+        port = config.interface.listen_port or "(any)"
+        reason = os.strerror(int(failed)) if failed is not None else "nothing listens"
+        raise QuickError(f"the daemon cannot listen on UDP port {port}: {reason}")
 
 
 def _automatic_mtu(changes: ChangeSet, net: Netlink) -> int:
@@ -420,12 +498,13 @@ def down(config_or_name: str, netns: str | None = None) -> None:
     check_privilege("down")
     _, name = wgquick.locate(config_or_name)
     path = state_path(name)
-    try:
-        journal = Journal.load(path)
-    except FileNotFoundError:
-        raise QuickError(f"{name} is not up through wgfast (no {path})") from None
-    except (OSError, ValueError, KeyError) as exc:
-        raise QuickError(f"cannot read the state file {path}: {exc}") from None
+    journal = _existing_journal(name)
+    if journal is None:
+        raise QuickError(f"{name} is not up through wgfast (no {path})")
+    if journal.home != current_netns():
+        where = describe_netns(journal.home)
+        raise QuickError(f"{name} was brought up in {where}, not in this one: run `wgfast "
+                         f"down` there (e.g. `ip netns exec NAME wgfast down {name}`)")
     if netns is not None and netns != journal.netns:
         where = f"network namespace {journal.netns}" if journal.netns else "this namespace"
         raise QuickError(f"{name} was brought up in {where}, not in {netns}")
@@ -483,21 +562,35 @@ def _undo_one(action: dict[str, Any], nets: _Nets) -> None:
                           oif=action["oif"], table=action["table"])
     elif kind == "address":
         if _link_present(net, action["index"]):
+            log.info("[#] ip address del %s/%d dev %s", action["address"], action["prefixlen"],
+                     _link_name(net, action["index"]))
             net.ipr.addr("del", index=action["index"], family=action["family"],
                          address=action["address"], prefixlen=action["prefixlen"])
     elif kind == "link":
         if _link_present(net, action["index"]):
+            log.info("[#] ip link set mtu %s %s dev %s", action["mtu_before"],
+                     "up" if action["was_up"] else "down", _link_name(net, action["index"]))
             net.ipr.link("set", index=action["index"], mtu=action["mtu_before"],
                          state="up" if action["was_up"] else "down")
     elif kind == "sysctl":
+        log.info("[#] sysctl -q %s=%s", action["path"].removeprefix("/proc/sys/").replace(
+            "/", "."), action["old"])
         run_in_netns(action.get("netns"), lambda: _write_sysctl(action["path"], action["old"]))
     elif kind == "dns":
+        log.info("[#] resolvconf -d tun.%s -f", action["interface"])
         subprocess.run(["resolvconf", "-d", f"tun.{action['interface']}", "-f"], check=False)
     elif kind == "daemon":
         _stop_daemon(action, nets)
     elif kind == "nft":
         _delete_nft_table(action)
     # "netns" (the move): nothing to undo; the link goes with the daemon wherever it is.
+
+
+def _link_name(net: Netlink, index: int) -> str:
+    try:
+        return net.ipr.link("get", index=index)[0].get("IFLA_IFNAME") or str(index)
+    except Exception:  # noqa: BLE001 - it went meanwhile: the index says which it was
+        return str(index)
 
 
 def _link_present(net: Netlink, index: int) -> bool:
@@ -511,6 +604,7 @@ def _stop_daemon(action: dict[str, Any], nets: _Nets) -> None:
     """wg-quick's way for userspace: remove the UAPI socket (the daemon notices and exits,
     taking its TUN with it), then delete the link if it is still there."""
     name, pid = action["interface"], action.get("pid")
+    log.info("[#] rm -f %s", action["socket"])
     with contextlib.suppress(FileNotFoundError):
         os.unlink(action["socket"])
     places = list({id(n): n for n in (nets.inside, nets.here)}.values())
@@ -521,6 +615,7 @@ def _stop_daemon(action: dict[str, Any], nets: _Nets) -> None:
     for net in places:
         index = net.ifindex(name)
         if index is not None:
+            log.info("[#] ip link delete dev %s", name)
             with contextlib.suppress(Exception):
                 net.ipr.link("del", index=index)
     if pid:

@@ -16,6 +16,9 @@ first peer: `wg show` is unaffected and `wgfast show --json` lists them under "c
 
 Only nonzero counters are listed: an absent key means zero.
 
+- wgfast_bind_error: while the link is up but the listen port could not be bound (nothing
+  listens; listen_port then reads 0), the errno of that failure (98: address in use).
+
 Two gauges (current values, not counts) follow them, for leak checks from outside
 (tests/daemon/test_soak.py):
 - wgfast_handshakes_in_flight: peers whose handshake holds a receiver index (Python side).
@@ -34,6 +37,7 @@ DATAPLANE_DROP = PREFIX + "drop_"
 HANDSHAKE_DROP = PREFIX + "handshake_drop_"
 DATAPLANE_STAT = PREFIX + "dp_"
 HANDSHAKES_IN_FLIGHT = PREFIX + "handshakes_in_flight"
+BIND_ERROR = PREFIX + "bind_error"  # the errno binding the listen port failed with, link up
 DATAPLANE_KEYPAIRS_LIVE = DATAPLANE_STAT + "keypairs_live"
 
 

@@ -43,7 +43,7 @@ from wgfast import _native
 from wgfast.daemon import offload
 from wgfast.daemon.allowed_ips import AllowedIPs
 from wgfast.daemon.config import DeviceConfig, PeerConfig, PeerStats
-from wgfast.daemon.counters import flatten_dataplane_stats, leak_gauges, uapi_counters
+from wgfast.daemon.counters import BIND_ERROR, flatten_dataplane_stats, leak_gauges, uapi_counters
 from wgfast.daemon.link import LinkState, LinkWatcher, follow_link, interface_index, read_link_state
 from wgfast.daemon.tun import TunDevice
 from wgfast.daemon.udp import UDPSockets
@@ -224,6 +224,8 @@ class Interface:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_when: float | None = None
         self._stopped = False
+        self._link_up = False
+        self._bind_error: OSError | None = None  # why the sockets could not be bound at up
 
     @property
     def is_up(self) -> bool:
@@ -297,10 +299,13 @@ class Interface:
         if mtu != self.dataplane.mtu:
             self.dataplane.set_mtu(mtu)  # sessions and staged packets stay
             log.info("MTU %d", link.mtu)
+        self._link_up = link.up
         if link.up and not self.is_up:
             self._go_up()
-        elif not link.up and self.is_up:
-            self._go_down()
+        elif not link.up:
+            self._bind_error = None
+            if self.is_up:
+                self._go_down()
 
     def _on_link_gone(self) -> None:
         """The link left the watched namespace. Deleted: the TUN fd fails and the daemon ends.
@@ -330,15 +335,22 @@ class Interface:
         self._on_link_change(link)
 
     def _go_up(self) -> None:
-        """Bind the sockets and hand them to the data plane. A failure leaves the device down
-        and is logged at error level, whoever brought the link up (wireguard-go does the
-        same on `up`)."""
+        """Bind the sockets and hand them to the data plane. A failure leaves the device
+        without sockets and is logged at error level, whoever brought the link up (wireguard-go
+        does the same on `up`); get=1 then reports no port and the reason (wgfast_bind_error),
+        and a set with a port that binds brings it up."""
         try:
             sockets = UDPSockets.bind(self.config.listen_port, self.config.fwmark)
         except OSError as exc:
+            self._bind_error = exc
             log.error("cannot bring the device up: UDP port %d: %s", self.config.listen_port,
                       exc.strerror or exc)
             return
+        self._attach(sockets)
+
+    def _attach(self, sockets: UDPSockets) -> None:
+        """The device is up on these sockets."""
+        self._bind_error = None
         self.dataplane.set_sockets(sockets.fileno4(), sockets.fileno6())
         self.sockets = sockets
         log.info("device up: UDP port %d", sockets.port)
@@ -390,6 +402,10 @@ class Interface:
         port = self.sockets.port if self.sockets is not None else status.listen_port
         counters = uapi_counters(flatten_dataplane_stats(self.dataplane.stats()),
                                  self.state.drops)
+        if self._link_up and self.sockets is None:  # up, yet nothing listens: claim no port
+            port = 0
+            if self._bind_error is not None:
+                counters += ((BIND_ERROR, self._bind_error.errno or errno.EIO),)
         handshakes = sum(p.handshake.local_index is not None for p in self.state.peers.values())
         counters += leak_gauges(handshakes, dataplane_keypairs)
         return dataclasses.replace(status, listen_port=port, peers=peers, counters=counters)
@@ -402,7 +418,11 @@ class Interface:
         outputs: list[Output] = []
         try:
             outputs = self._sync(new, changes.replace_peers, now)
-            if new_sockets is not None:
+            if new_sockets is not None and self.sockets is None:
+                sockets, new_sockets = new_sockets, None
+                self.config = new  # the sockets' port and fwmark are the new ones
+                self._attach(sockets)
+            elif new_sockets is not None:
                 self._swap_sockets(new_sockets)
                 new_sockets = None
             elif self.sockets is not None and new.fwmark != self.sockets.fwmark:
@@ -420,10 +440,13 @@ class Interface:
         log.debug("configuration updated: %d peers", len(new.peers))
 
     def _prepare_sockets(self, old: DeviceConfig, new: DeviceConfig) -> UDPSockets | None:
-        """New sockets for a new listen port while up, or None when the port stays."""
-        if self.sockets is None or new.listen_port == old.listen_port:
+        """New sockets for a new listen port while up (or while the link is up but the old
+        port could not be bound), or None when the port stays."""
+        if new.listen_port == old.listen_port:
             return None
-        if new.listen_port == self.sockets.port:
+        if self.sockets is None and not self._link_up:
+            return None  # bound when the link comes up
+        if self.sockets is not None and new.listen_port == self.sockets.port:
             return None  # port 0 had picked this very one
         try:
             return UDPSockets.bind(new.listen_port, new.fwmark)

@@ -1,10 +1,14 @@
 """wgfastd: the userspace WireGuard daemon, a drop-in for `wireguard-go INTERFACE`.
 
-The launching process re-executes itself as a foreground child in a new session and waits on
-a readiness pipe: it exits 0 only once the child reports that the TUN interface and the UAPI
-socket exist (wg-quick runs `wg setconf` right after), and otherwise exits 1 with the child's
-reason. The child serves until SIGTERM/SIGINT, until its interface is deleted (a read error on
-the TUN fd) or until its UAPI socket file is removed; then it deletes both and exits.
+The launching process starts a foreground child in a new session and waits on a readiness
+pipe: it exits 0 only once the child reports that the TUN interface and the UAPI socket exist
+(wg-quick runs `wg setconf` right after), and otherwise exits 1 with the child's reason on
+stderr. Until it is ready the child's stderr is a pipe the launcher reads, so that a failure
+before the child can report one (an import error, a crash) still reaches the launcher's stderr;
+once ready the child's output goes where its log goes. The child names itself `wgfastd
+INTERFACE` (wgfast.daemon.proctitle) and serves until SIGTERM/SIGINT, until its interface is
+deleted (a read error on the TUN fd) or until its UAPI socket file is removed; then it deletes
+both and exits.
 
 The interface is wgfast.daemon.interface.Interface: UDP sockets, the compiled data plane on its
 own thread, and the handshakes and timers on this process's asyncio loop.
@@ -24,9 +28,12 @@ import sys
 import time
 
 from wgfast import __version__
-from wgfast.daemon.interface import Interface
+from wgfast.daemon.interface import THREADS_ENV_VAR, Interface
+from wgfast.daemon.offload import ENV_VAR as OFFLOAD_ENV_VAR
+from wgfast.daemon.proctitle import set_process_name
 from wgfast.daemon.tun import DEFAULT_MTU, TunDevice, adopt_tun, check_interface_name, create_tun
 from wgfast.daemon.uapi_server import SocketRemovalWatcher, UAPIServer, open_uapi_socket
+from wgfast.process import module_command, module_env
 from wgfast.protocol.messages import TEST_TIME_SCALE, TEST_TIME_SCALE_ENV
 from wgfast.uapi import socket_path
 
@@ -37,7 +44,10 @@ ENV_TUN_FD = "WG_TUN_FD"
 ENV_UAPI_FD = "WG_UAPI_FD"
 ENV_LOG_LEVEL = "LOG_LEVEL"
 ENV_LOG_FILE = "WGFAST_LOG_FILE"
+ENV_JOURNAL = "JOURNAL_STREAM"  # set by systemd when stderr is the journal
 ENV_READY_FD = "WGFAST_READY_FD"  # private: launcher -> daemon readiness pipe
+ENV_OUTPUT_FD = "WGFAST_OUTPUT_FD"  # private: where the daemon's stderr goes once it is ready
+REPORT_TAIL_BYTES = 16384  # of the child's output before it was ready, kept for a failure
 
 READY_TIMEOUT_SECONDS = 30.0
 EXIT_OK = 0
@@ -50,13 +60,19 @@ environment:
   {ENV_LOG_LEVEL}=verbose|error|silent   log detail (default: error)
   {ENV_LOG_FILE}=PATH   append log lines to PATH
   {ENV_TUN_FD}, {ENV_UAPI_FD}   use an already open TUN device / listening UAPI socket
+  {OFFLOAD_ENV_VAR}=on|off|LIST   offloads: on (default), off, or a comma list of tun
+      (TUN TSO/USO with a virtio-net header), gso (UDP GSO on send), gro (UDP GRO on receive)
+  {THREADS_ENV_VAR}=1|2   the data plane's threads: 2 (default) receives on its own thread,
+      1 runs both directions in one loop
   {TEST_TIME_SCALE_ENV}=S   test hook, off by default: multiply the protocol's timers
       (REKEY_AFTER_TIME, REJECT_AFTER_TIME, REKEY_TIMEOUT, KEEPALIVE_TIMEOUT...) by S in (0, 1]
 
-logging: in the foreground wgfastd logs to stderr. Daemonized, it logs to the launching
-process's stdout/stderr when {ENV_LOG_LEVEL} is set to verbose or error (as wireguard-go does;
-the launcher's output then stays open for the daemon's lifetime), to {ENV_LOG_FILE} when that is
-set, and nowhere otherwise.
+logging: in the foreground wgfastd logs to stderr. Daemonized, it logs to {ENV_LOG_FILE} when
+that is set; otherwise to the launching process's stdout/stderr when {ENV_LOG_LEVEL} is set to
+verbose or error (as wireguard-go does; the launcher's output then stays open for the daemon's
+lifetime) or when that stderr is the systemd journal ({ENV_JOURNAL} set, as under
+wgfast@.service); and nowhere otherwise. A failure before it is ready always reaches the
+launcher's stderr.
 """
 
 
@@ -107,11 +123,30 @@ class Readiness:
         self.fd = -1
 
     def ready(self, interface: str) -> None:
+        _switch_output()  # before the report: the launcher stops reading at it
         self._send(f"ready {interface}")
 
     def failed(self, reason: str) -> None:
         log.error("%s", reason)
         self._send(f"error {reason}")
+
+
+def _switch_output() -> None:
+    """From the launcher's pipe to where the log goes once the daemon runs (ENV_OUTPUT_FD)."""
+    fd_text = os.environ.pop(ENV_OUTPUT_FD, "")
+    if not fd_text.isdigit():
+        return
+    fd = int(fd_text)
+    sys.stderr.flush()
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _keeps_output() -> bool:
+    """Whether a daemonized wgfastd logs to the launcher's stdout/stderr (see HELP_EPILOG)."""
+    if os.environ.get(ENV_LOG_FILE) or _log_level() is None:
+        return False
+    return ENV_LOG_LEVEL in os.environ or ENV_JOURNAL in os.environ
 
 
 def _open_tun(interface: str) -> TunDevice:
@@ -195,35 +230,33 @@ async def run_device(interface: str, readiness: Readiness) -> int:
 
 def _launch_daemon(interface: str) -> int:
     """Start the foreground child in its own session and wait for its readiness report."""
-    read_end, write_end = os.pipe()
-    env = dict(os.environ)
+    ready_read, ready_write = os.pipe()
+    early_read, early_write = os.pipe()  # the child's stderr until it is ready
+    keep = _keeps_output()
+    output = os.dup(2) if keep else os.open(os.devnull, os.O_WRONLY)
+    env = module_env()
     env[ENV_FOREGROUND] = "1"
-    env[ENV_READY_FD] = str(write_end)
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    keep_output = (
-        ENV_LOG_LEVEL in os.environ
-        and _log_level() is not None
-        and not os.environ.get(ENV_LOG_FILE)
-    )
-    output = None if keep_output else subprocess.DEVNULL
+    env[ENV_READY_FD] = str(ready_write)
+    env[ENV_OUTPUT_FD] = str(output)
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "wgfast.daemon", interface],
+            [*module_command("wgfast.daemon"), interface],
             env=env,
-            pass_fds=(write_end,),
+            pass_fds=(ready_write, output),
             stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
+            stdout=None if keep else subprocess.DEVNULL,
+            stderr=early_write,
             start_new_session=True,
             cwd="/",
         )
     finally:
-        os.close(write_end)
+        for fd in (ready_write, early_write, output):
+            os.close(fd)
     try:
-        message = _read_report(read_end, READY_TIMEOUT_SECONDS)
+        message, early = _read_report(ready_read, early_read, READY_TIMEOUT_SECONDS)
     finally:
-        os.close(read_end)
+        os.close(ready_read)
+        os.close(early_read)
     if message.startswith("ready "):
         return EXIT_OK
     if message.startswith("error "):
@@ -240,25 +273,35 @@ def _launch_daemon(interface: str) -> int:
         child.wait()
         reason += " (daemon killed)"
     print(f"wgfastd: {reason}", file=sys.stderr)
+    if early and not message.startswith("error "):
+        # It could not say why: what it wrote is the reason (a traceback, say).
+        print(early.rstrip(), file=sys.stderr)
     return EXIT_SETUP_FAILED
 
 
-def _read_report(fd: int, timeout: float) -> str:
-    """Read the child's one-line report; empty if it closed the pipe without one."""
+def _read_report(ready: int, early: int, timeout: float) -> tuple[str, str]:
+    """The child's one-line report (empty if it closed the pipe without one) and the tail of
+    what it wrote to stderr meanwhile."""
     deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
+    data, output = b"", b""
+    watched = [ready, early]
+    while b"\n" not in data and ready in watched:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return ""
-        readable, _, _ = select.select([fd], [], [], remaining)
-        if not readable:
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
             break
-        data += chunk
-    return data.decode("utf-8", "replace").strip()
+        readable, _, _ = select.select(watched, [], [], remaining)
+        for fd in readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                watched.remove(fd)
+            elif fd == ready:
+                data += chunk
+            else:
+                output = (output + chunk)[-REPORT_TAIL_BYTES:]
+    if b"\n" not in data and early in watched:  # it died: take what it wrote last
+        while select.select([early], [], [], 0.5)[0] and (chunk := os.read(early, 4096)):
+            output = (output + chunk)[-REPORT_TAIL_BYTES:]
+    return data.decode("utf-8", "replace").strip(), output.decode("utf-8", "replace")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -284,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     foreground = args.foreground or os.environ.get(ENV_FOREGROUND) == "1"
     if not foreground:
         return _launch_daemon(args.interface)
+    set_process_name("wgfastd", args.interface)
     readiness = Readiness()
     _setup_logging(args.interface)
     try:
