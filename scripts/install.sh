@@ -41,10 +41,11 @@ for cmd in wgfast wgfastd; do
         ln -sf "$prefix/bin/$cmd" "/usr/local/bin/$cmd"
     fi
 done
-# wgfast@NAME.service (as wg-quick@) and the endpoint re-resolution timer, where systemd is.
+# wgfast@NAME.service (as wg-quick@), the endpoint re-resolution timer and the Prometheus
+# exporter (wgfast-exporter.service), where systemd is.
 if [ -d /etc/systemd/system ]; then
     install -m 0644 systemd/wgfast@.service systemd/wgfast-reresolve@.service \
-        systemd/wgfast-reresolve@.timer /etc/systemd/system/
+        systemd/wgfast-reresolve@.timer systemd/wgfast-exporter.service /etc/systemd/system/
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload
     fi

@@ -40,7 +40,7 @@ echo "== the extension under ASan + UBSan (C-facing Python tests, a short packet
 PYTHON="$venv/bin/python" bash scripts/sanitize.sh
 
 echo "== ruff"
-"$venv/bin/ruff" check wgfast tests bench
+"$venv/bin/ruff" check wgfast tests bench examples
 
 echo "== pytest"
 # From inside tests/ with the venv's pytest, so that the installed, compiled package is what

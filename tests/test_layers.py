@@ -20,7 +20,7 @@ COMPILED = {"wgfast._native", "wgfast.bench._cbench"}
 
 # The ground floor: what several layers share.
 LEAVES = {"wgfast", "wgfast._native", "wgfast.keys", "wgfast.uapi", "wgfast.wgquick",
-          "wgfast.netns", "wgfast.netlink", "wgfast.process"}
+          "wgfast.netns", "wgfast.netlink", "wgfast.process", "wgfast.errors"}
 # What each layer may import (besides the standard library and third-party packages).
 ALLOWED = {
     "leaf": {"leaf"},

@@ -2,10 +2,31 @@
 
 __version__ = "0.1.0"
 
+from wgfast.errors import (
+    ConfigError,
+    DaemonStartError,
+    DeviceUnreachableError,
+    KeyFormatError,
+    LinkError,
+    NotSupportedError,
+    PeerNotFoundError,
+    UAPIError,
+    WgfastError,
+)
+
 # The Python API, imported on first use so that `import wgfast` stays cheap.
-_LAZY = {"Device": "wgfast.api", "AsyncDevice": "wgfast.api", "Peer": "wgfast.api",
-         "DeviceState": "wgfast.api"}
-__all__ = ["__version__", *_LAZY]
+_LAZY = {name: "wgfast.api" for name in (
+    "Device", "AsyncDevice", "Peer", "DeviceState",
+    "Event", "PeerEvent", "HandshakeCompleted", "EndpointChanged", "SessionExpired", "PeerAdded",
+    "PeerRemoved", "DropSummary", "UnknownEvent", "StreamEnd", "StreamCutOff", "DaemonStopping",
+    "EventStream", "AsyncEventStream",
+)}
+__all__ = [
+    "__version__",
+    "WgfastError", "ConfigError", "KeyFormatError", "UAPIError", "DeviceUnreachableError",
+    "DaemonStartError", "LinkError", "PeerNotFoundError", "NotSupportedError",
+    *_LAZY,
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> object:

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from wgfast.errors import KeyFormatError
+
 KEY_LEN = 32
 KEY_BASE64_LEN = 44
 KEY_HEX_LEN = 64
-
-
-class KeyFormatError(ValueError):
-    """A key string is not a canonical 32-byte base64 or hex key."""
 
 
 def clamp(private: bytes) -> bytes:

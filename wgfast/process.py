@@ -47,3 +47,55 @@ def socket_owner_pid(path: str) -> int | None:
         return None
     pid, _, _ = struct.unpack("3i", creds)
     return pid or None
+
+
+def _listening_inodes(path: str, unix_table: str) -> set[str]:
+    """Inodes of the listening sockets bound to `path` in one /proc/.../net/unix table."""
+    found = set()
+    try:
+        with open(unix_table) as f:
+            for line in f:
+                fields = line.split()
+                # Num RefCount Protocol Flags Type St Inode Path; Flags 00010000 is listening.
+                if len(fields) == 8 and fields[7] == path and fields[3] == "00010000":
+                    found.add(fields[6])
+    except OSError:
+        pass
+    return found
+
+
+def socket_server_pid(path: str) -> int | None:
+    """The pid of a live process holding the listening UNIX socket at `path`.
+
+    SO_PEERCRED names the process that called listen(): wgfastd's daemon, but wireguard-go's
+    launcher, which exits once its daemon child (holding the socket it inherited) runs. So when
+    that process is gone, look for the holder: the socket's inode in each network namespace's
+    /proc/PID/net/unix (sockets are listed per namespace), then the process with an fd on it.
+    """
+    owner = socket_owner_pid(path)
+    if owner is not None and process_alive(owner):
+        return owner
+    pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    inodes: set[str] = set()
+    namespaces_seen: set[tuple[int, int]] = set()
+    for pid in pids:
+        try:
+            st = os.stat(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in namespaces_seen:
+            namespaces_seen.add((st.st_dev, st.st_ino))
+            inodes |= _listening_inodes(path, f"/proc/{pid}/net/unix")
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in wanted and process_alive(pid):
+                    return pid
+            except OSError:
+                continue
+    return None

@@ -25,6 +25,8 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from wgfast.errors import DeviceUnreachableError, UAPIError
+
 # wireguard-go's ipc.IpcError* values: the negated errno, written as errno=N in the reply.
 ERRNO_OK = 0
 ERRNO_IO = -errno.EIO  # -5: request unreadable (line too long, I/O failure)
@@ -53,17 +55,6 @@ _IPV4_ADDRESS = re.compile(r"\.".join([_IPV4_OCTET] * 4))
 
 AllowedIP = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class UAPIError(Exception):
-    """A request the device refuses; `errno` is the (negative) value sent back as errno=N."""
-
-    def __init__(self, errno_value: int, message: str) -> None:
-        super().__init__(message)
-        self.errno = errno_value
-
-    def __str__(self) -> str:
-        return f"UAPI error {self.errno}: {self.args[0]}"
 
 
 def socket_path(interface: str, directory: str = SOCKET_DIRECTORY) -> str:
@@ -533,7 +524,10 @@ class UAPIClient:
     def _exchange(self, request: bytes) -> bytes:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
-            sock.connect(self.path)
+            try:
+                sock.connect(self.path)
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise unreachable(self.path, exc) from None
             sock.sendall(request)
             reply = bytearray()
             while not (reply.endswith(b"\n\n") and b"errno=" in reply):
@@ -557,6 +551,11 @@ class UAPIClient:
             raise UAPIError(code, "set=1 refused")
 
 
+def unreachable(path: str, exc: OSError) -> DeviceUnreachableError:
+    """No daemon behind `path`: the socket file is missing (not running) or stale (gone)."""
+    return DeviceUnreachableError(exc.errno, f"no daemon answers on {path}: {exc.strerror}")
+
+
 class AsyncUAPIClient:
     """The asyncio twin of UAPIClient."""
 
@@ -566,7 +565,10 @@ class AsyncUAPIClient:
 
     async def _exchange(self, request: bytes) -> bytes:
         async with asyncio.timeout(self.timeout):
-            reader, writer = await asyncio.open_unix_connection(self.path)
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.path)
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise unreachable(self.path, exc) from None
             try:
                 writer.write(request)
                 await writer.drain()

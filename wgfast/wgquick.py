@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wgfast import keys
+from wgfast.errors import ConfigError
 from wgfast.uapi import MAX_FWMARK, MAX_PERSISTENT_KEEPALIVE, MAX_PORT, Endpoint
 
 log = logging.getLogger(__name__)
@@ -48,22 +49,6 @@ MAX_TABLE = 0xFFFFFFFF
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 InterfaceAddress = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class ConfigError(ValueError):
-    """A configuration file a person must fix: which file, which line, which key, and why."""
-
-    def __init__(self, file: str, line: int | None, key: str | None, message: str) -> None:
-        super().__init__(message)
-        self.file = file
-        self.line = line
-        self.key = key
-        self.message = message
-
-    def __str__(self) -> str:
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        what = f" {self.key}:" if self.key else ""
-        return f"{where}:{what} {self.message}"
 
 
 @dataclass(frozen=True)

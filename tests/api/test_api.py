@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import importlib
 import ipaddress
 
 import pytest
@@ -12,6 +14,7 @@ import wgfast
 from support.daemons import userspace_interface
 from wgfast import keys, wgquick
 from wgfast.api.device import AsyncDevice, Device, Peer
+from wgfast.errors import DeviceUnreachableError, PeerNotFoundError
 from wgfast.uapi import Endpoint
 
 
@@ -63,8 +66,14 @@ def test_device_lifecycle(wg_iface):
     peer = dev.peer(one.public)
     assert [str(n) for n in peer.allowed_ips] == ["10.9.0.0/16", "10.10.0.0/16"]
     assert peer.persistent_keepalive == 0 and peer.endpoint is not None
-    # update_only: a peer that does not exist is not created.
-    dev.update_peer(keys.KeyPair.generate().public, allowed_ips=["10.99.0.0/16"])
+    # A peer that does not exist is neither created nor silently ignored, unless asked.
+    stranger = keys.KeyPair.generate().public
+    with pytest.raises(PeerNotFoundError, match="has no peer"):
+        dev.update_peer(stranger, allowed_ips=["10.99.0.0/16"])
+    with pytest.raises(PeerNotFoundError):
+        dev.remove_peer(stranger)
+    dev.update_peer(stranger, allowed_ips=["10.99.0.0/16"], missing_ok=True)
+    dev.remove_peer(stranger, missing_ok=True)
     assert len(dev.peers()) == 2
 
     dev.remove_peer(two.public)
@@ -117,5 +126,26 @@ def test_async_device(wg_iface):
 
 
 def test_attach_missing_interface():
-    with pytest.raises(FileNotFoundError, match="no UAPI socket"):
+    with pytest.raises(DeviceUnreachableError, match="no UAPI socket"):
         Device.attach("wgfnotthere0")
+    # One family: a program catches WgfastError, or the standard base it caught before.
+    with pytest.raises(wgfast.WgfastError):
+        Device.attach("wgfnotthere0")
+    with pytest.raises(OSError):
+        Device("wgfnotthere0").state()
+
+
+def test_errors_are_one_family_importable_from_wgfast():
+    for name in ("ConfigError", "KeyFormatError", "UAPIError", "DeviceUnreachableError",
+                 "DaemonStartError", "PeerNotFoundError", "NotSupportedError"):
+        assert issubclass(getattr(wgfast, name), wgfast.WgfastError), name
+    with pytest.raises(wgfast.KeyFormatError):
+        keys.from_base64("not a key")
+    with pytest.raises(wgfast.ConfigError) as bad:
+        wgquick.parse("[Interface]\nListenPort = many\n", "wg9.conf")
+    assert bad.value.file == "wg9.conf" and bad.value.line == 2
+    refused = wgfast.UAPIError(-errno.EADDRINUSE, "set=1 refused")
+    assert refused.errno_name == "EADDRINUSE"
+    assert str(refused) == "set=1 refused: EADDRINUSE (Address already in use)"
+    # wgfast.Device is the only public device class: the daemon's own is another name.
+    assert not hasattr(importlib.import_module("wgfast.daemon.interface"), "Device")

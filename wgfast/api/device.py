@@ -14,6 +14,8 @@ wg's base64 text; they are held as bytes. Every change is one UAPI `set` request
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import ipaddress
 import os
 from collections.abc import Iterable
@@ -22,6 +24,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from wgfast import keys
+from wgfast.api.daemon_process import (
+    DaemonCommand,
+    DaemonProcess,
+    launch_interface,
+    stop_daemon,
+)
+from wgfast.api.events import AsyncEventStream, EventStream
+from wgfast.errors import DeviceUnreachableError, PeerNotFoundError
+from wgfast.process import socket_server_pid
 from wgfast.uapi import (
     SOCKET_DIRECTORY,
     AsyncUAPIClient,
@@ -173,10 +184,22 @@ class DeviceState:
         wanted = to_key(public_key)
         return next((p for p in self.peers if p.public_key == wanted), None)
 
+    @property
+    def event_sequence(self) -> int:
+        """The sequence number of the last event published when this snapshot was taken
+        (wgfastd's wgfast_event_sequence key; absent, like every wgfast counter, means 0):
+        pass it as `events(since=...)` to miss nothing after the snapshot. 0 also where the
+        implementation has no events (wireguard-go), whose `events()` raises
+        NotSupportedError."""
+        value = self.extra.get(EVENT_SEQUENCE_KEY, "0")
+        return int(value) if value.isdigit() else 0
+
     def __repr__(self) -> str:
         return (f"DeviceState({self.name!r}, listen_port={self.listen_port}, "
                 f"fwmark={self.fwmark:#x}, peers={len(self.peers)})")
 
+
+EVENT_SEQUENCE_KEY = "wgfast_event_sequence"  # wgfast.daemon.counters.EVENT_SEQUENCE
 
 # Keys parse_get already turns into fields; anything else a device reports (wgfast's own
 # counters, for instance) is kept as text in `extra`.
@@ -278,6 +301,38 @@ def config_changes(config: QuickConfig) -> ChangeSet:
     return changes
 
 
+def _known_peer(state: DeviceState, public_key: KeyLike, missing_ok: bool) -> bool:
+    """Whether the device has the peer; PeerNotFoundError if not, unless missing_ok."""
+    if state.peer(public_key) is not None:
+        return True
+    if missing_ok:
+        return False
+    raise PeerNotFoundError(f"{state.name} has no peer {keys.to_base64(to_key(public_key))}")
+
+
+def _interfaces(values: Iterable[ipaddress.IPv4Interface | ipaddress.IPv6Interface | str],
+                ) -> tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...]:
+    return tuple(ipaddress.ip_interface(v) for v in values)
+
+
+def _initial_changes(private_key: KeyLike | None | _Unset, listen_port: int | _Unset,
+                     fwmark: int | _Unset, peers: Iterable[Peer]) -> ChangeSet | None:
+    """The one set request `create` sends after the link is up (None: nothing to send)."""
+    changes = configure_changes(private_key, listen_port, fwmark)
+    changes.peers = [p.change() for p in peers]
+    empty = ChangeSet()
+    return None if changes == empty else changes
+
+
+def _attached_daemon(name: str, path: str) -> DaemonProcess | None:
+    """The daemon serving `path`, to stop a device this process did not start."""
+    pid = socket_server_pid(path)
+    if pid is None:
+        return None
+    # Its namespace by its /proc file: the link is deleted there if it outlives the daemon.
+    return DaemonProcess(name, [], f"/proc/{pid}/ns/net", pid=pid, socket=path)
+
+
 class Device:
     """A WireGuard interface served by a userspace implementation, driven over UAPI."""
 
@@ -285,15 +340,91 @@ class Device:
                  timeout: float = 10.0) -> None:
         self.name = name
         self.client = UAPIClient(socket_path(name, socket_directory), timeout)
+        self._daemon: DaemonProcess | None = None  # started by create, or found by close
+        self._owns_daemon = False
 
     @classmethod
     def attach(cls, name: str, **kwargs: object) -> Device:
-        """A Device for an existing interface; raises FileNotFoundError if none listens."""
+        """A Device for an existing interface (started elsewhere: wgfastd, wireguard-go);
+        raises DeviceUnreachableError if no daemon answers on its socket."""
         device = cls(name, **kwargs)  # type: ignore[arg-type]
         if not os.path.exists(device.client.path):
-            raise FileNotFoundError(f"no UAPI socket for {name} at {device.client.path}")
+            raise DeviceUnreachableError(errno.ENOENT, f"no UAPI socket for {name} at "
+                                         f"{device.client.path}")
         device.state()
         return device
+
+    @classmethod
+    def create(
+        cls,
+        name: str,
+        *,
+        netns: str | None = None,
+        addresses: Iterable[ipaddress.IPv4Interface | ipaddress.IPv6Interface | str] = (),
+        mtu: int | None = None,
+        up: bool = True,
+        private_key: KeyLike | None | _Unset = UNSET,
+        listen_port: int | _Unset = UNSET,
+        fwmark: int | _Unset = UNSET,
+        peers: Iterable[Peer] = (),
+        daemon: DaemonCommand | None = None,
+        timeout: float = 10.0,
+    ) -> Device:
+        """Start a daemon for a new interface `name` and return its Device, ready to use.
+
+        The daemon is this wgfast's own (`python -m wgfast.daemon NAME`, as `wgfastd NAME`),
+        or `daemon`: another wireguard-go-compatible command, as a string ("wireguard-go") or
+        an argv list, which gets NAME appended. With `netns` (an `ip netns` name or a path) the
+        daemon is started inside that network namespace, as `ip netns exec NETNS` would start
+        it, so the link is created there and never moved (wireguard-go tears its device down
+        when its link changes namespace). The UAPI socket is /var/run/wireguard/NAME.sock in
+        any case, so NAME must be unique across namespaces too. Then, through rtnetlink in that
+        namespace, each of `addresses` ("10.0.0.1/24") is added, the MTU set and the link
+        brought up (unless `up=False`); last, the keys, port, fwmark and `peers` given are
+        applied in one UAPI set request.
+
+        Raises DaemonStartError, carrying the launcher's reason, when the daemon does not come
+        up; ValueError (bad address) or UAPIError (bad key or port) before anything starts;
+        LinkError when the kernel refuses an address, the MTU or up.
+        Any failure after the daemon started stops it again: no daemon, link or socket is
+        left behind. The device owns its daemon: `close()` (or leaving a `with` block) stops
+        it.
+        """
+        process = launch_interface(
+            name, daemon=daemon, netns=netns, addresses=_interfaces(addresses), mtu=mtu, up=up,
+            changes=_initial_changes(private_key, listen_port, fwmark, peers), timeout=timeout,
+        )
+        device = cls(name, timeout=timeout)
+        device._daemon = process
+        device._owns_daemon = True
+        return device
+
+    @property
+    def daemon(self) -> DaemonProcess | None:
+        """The daemon this Device started (create), or None (attach)."""
+        return self._daemon if self._owns_daemon else None
+
+    def close(self, *, stop: bool | None = None) -> None:
+        """Release the device. A device made by `create` stops its daemon: SIGTERM, wait
+        (bounded) until the process has exited and its socket file is gone, link deleted. A
+        device from `attach` stops nothing unless `stop=True` (then the daemon serving the
+        socket is stopped likewise, whoever started it); `stop=False` never stops.
+        Idempotent."""
+        if stop is None:
+            stop = self._owns_daemon
+        if not stop:
+            return
+        if self._daemon is None:
+            self._daemon = _attached_daemon(self.name, self.client.path)
+            if self._daemon is None:
+                return  # nothing serves the socket: nothing to stop
+        stop_daemon(self._daemon)
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def state(self) -> DeviceState:
         return state_from_text(self.name, self.client.get_text())
@@ -321,13 +452,27 @@ class Device:
         """Replace every peer at once."""
         self.client.set(ChangeSet(replace_peers=True, peers=[p.change() for p in peers]))
 
-    def update_peer(self, public_key: KeyLike, **changes: object) -> None:
-        """Change some fields of an existing peer (ignored if the peer does not exist):
-        preshared_key, endpoint, allowed_ips (replaces), add_allowed_ips, persistent_keepalive."""
+    def update_peer(self, public_key: KeyLike, *, missing_ok: bool = False,
+                    **changes: object) -> None:
+        """Change some fields of an existing peer: preshared_key, endpoint, allowed_ips
+        (replaces), add_allowed_ips, persistent_keepalive. Raises PeerNotFoundError if the
+        device has no such peer, unless `missing_ok` (then nothing happens)."""
+        if not _known_peer(self.state(), public_key, missing_ok):
+            return
         self.client.set(update_peer_change(public_key, **changes))  # type: ignore[arg-type]
 
-    def remove_peer(self, public_key: KeyLike) -> None:
+    def remove_peer(self, public_key: KeyLike, *, missing_ok: bool = False) -> None:
+        """Remove a peer; PeerNotFoundError if there is none, unless `missing_ok`."""
+        if not _known_peer(self.state(), public_key, missing_ok):
+            return
         self.client.set(ChangeSet(peers=[PeerChange(to_key(public_key), remove=True)]))
+
+    def events(self, since: int | None = None) -> EventStream:
+        """Subscribe to the device's events (wgfastd only): a blocking iterator of
+        wgfast.api.events items; close it (or leave its `with`) to close the connection.
+        `since`: a snapshot's `event_sequence`, to get first the events that followed it.
+        Raises NotSupportedError where the implementation has no events (wireguard-go)."""
+        return EventStream(self.client.path, since, self.client.timeout)
 
     def __repr__(self) -> str:
         return f"Device({self.name!r})"
@@ -340,14 +485,68 @@ class AsyncDevice:
                  timeout: float = 10.0) -> None:
         self.name = name
         self.client = AsyncUAPIClient(socket_path(name, socket_directory), timeout)
+        self._daemon: DaemonProcess | None = None  # started by create, or found by close
+        self._owns_daemon = False
 
     @classmethod
     async def attach(cls, name: str, **kwargs: object) -> AsyncDevice:
         device = cls(name, **kwargs)  # type: ignore[arg-type]
         if not os.path.exists(device.client.path):
-            raise FileNotFoundError(f"no UAPI socket for {name} at {device.client.path}")
+            raise DeviceUnreachableError(errno.ENOENT, f"no UAPI socket for {name} at "
+                                         f"{device.client.path}")
         await device.state()
         return device
+
+    @classmethod
+    async def create(
+        cls,
+        name: str,
+        *,
+        netns: str | None = None,
+        addresses: Iterable[ipaddress.IPv4Interface | ipaddress.IPv6Interface | str] = (),
+        mtu: int | None = None,
+        up: bool = True,
+        private_key: KeyLike | None | _Unset = UNSET,
+        listen_port: int | _Unset = UNSET,
+        fwmark: int | _Unset = UNSET,
+        peers: Iterable[Peer] = (),
+        daemon: DaemonCommand | None = None,
+        timeout: float = 10.0,
+    ) -> AsyncDevice:
+        """Device.create for asyncio: the same steps and errors, run on a worker thread (the
+        launcher and rtnetlink calls block)."""
+        addresses = _interfaces(addresses)
+        changes = _initial_changes(private_key, listen_port, fwmark, peers)
+        process = await asyncio.to_thread(
+            launch_interface, name, daemon=daemon, netns=netns, addresses=addresses, mtu=mtu,
+            up=up, changes=changes, timeout=timeout,
+        )
+        device = cls(name, timeout=timeout)
+        device._daemon = process
+        device._owns_daemon = True
+        return device
+
+    @property
+    def daemon(self) -> DaemonProcess | None:
+        return self._daemon if self._owns_daemon else None
+
+    async def close(self, *, stop: bool | None = None) -> None:
+        """Device.close for asyncio (the waiting runs on a worker thread)."""
+        if stop is None:
+            stop = self._owns_daemon
+        if not stop:
+            return
+        if self._daemon is None:
+            self._daemon = await asyncio.to_thread(_attached_daemon, self.name, self.client.path)
+            if self._daemon is None:
+                return
+        await asyncio.to_thread(stop_daemon, self._daemon)
+
+    async def __aenter__(self) -> AsyncDevice:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def state(self) -> DeviceState:
         reply = await self.client._exchange(b"get=1\n\n")
@@ -373,11 +572,21 @@ class AsyncDevice:
     async def set_peers(self, peers: Iterable[Peer]) -> None:
         await self.client.set(ChangeSet(replace_peers=True, peers=[p.change() for p in peers]))
 
-    async def update_peer(self, public_key: KeyLike, **changes: object) -> None:
+    async def update_peer(self, public_key: KeyLike, *, missing_ok: bool = False,
+                          **changes: object) -> None:
+        if not _known_peer(await self.state(), public_key, missing_ok):
+            return
         await self.client.set(update_peer_change(public_key, **changes))  # type: ignore[arg-type]
 
-    async def remove_peer(self, public_key: KeyLike) -> None:
+    async def remove_peer(self, public_key: KeyLike, *, missing_ok: bool = False) -> None:
+        if not _known_peer(await self.state(), public_key, missing_ok):
+            return
         await self.client.set(ChangeSet(peers=[PeerChange(to_key(public_key), remove=True)]))
+
+    def events(self, since: int | None = None) -> AsyncEventStream:
+        """The asyncio twin of Device.events: `async for event in dev.events(): ...` (or
+        `async with dev.events(since=n) as stream`); it connects at the first item."""
+        return AsyncEventStream(self.client.path, since, self.client.timeout)
 
     def __repr__(self) -> str:
         return f"AsyncDevice({self.name!r})"

@@ -8,10 +8,36 @@ dictionary keys; `info(interface)` returns a tuple of pyroute2's own `wgmsg` obj
 pyroute2's encoder and decoded with its decoder, carrying the attributes the kernel sends
 (WGDEVICE_A_* and nested WGPEER_A_* / WGALLOWEDIP_A_*). Errors are pyroute2's NetlinkError with
 the errno the kernel would give (ENODEV for a missing interface, EINVAL for a refused value).
+
+`IPRoute`, `AsyncIPRoute` and `NDB` are pyroute2's own classes, subclassed, with one difference:
+a link of kind "wireguard" is served by a userspace daemon instead of the kernel module.
+
+    from wgfast.pyroute2 import IPRoute, NDB, WireGuard
+
+    with IPRoute(netns="blue") as ipr:                  # or IPRoute(daemon="wireguard-go")
+        ipr.link("add", ifname="wg0", kind="wireguard", mtu=1420, state="up")
+        ...
+        ipr.link("del", ifname="wg0")                   # the daemon exits, its socket goes
+
+    with NDB() as ndb:
+        with ndb.interfaces.create(kind="wireguard", ifname="wg0") as link:
+            link.add_ip("10.0.0.1/24")
+            link.set(state="up")
+        ndb.interfaces["wg0"].remove().commit()
+
+`link("add", kind="wireguard", ifname=NAME, ...)` starts the daemon for NAME inside the
+IPRoute's (or NDB source's) network namespace (wgfast.api.daemon_process: this wgfast's daemon,
+or the `daemon=` command given to IPRoute/NDB), then applies the other attributes (mtu, state,
+...) with a follow-up `link("set")`; the link then exists as the daemon's TUN device (kind "tun"
+in dumps). A failure raises NetlinkError (EEXIST if the name is taken; EIO with the daemon's
+reason, chained from DaemonStartError, otherwise) and leaves nothing behind.
+`link("del"|"delete"|"remove")` of a TUN link served by a UAPI daemon in the same namespace
+returns once that daemon has exited and its socket file is gone. Everything else is pyroute2.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import ipaddress
@@ -20,6 +46,9 @@ import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import pyroute2
+from pyroute2.ndb.objects.interface import Interface as _NDBInterface
+from pyroute2.ndb.sync_api import Flags as _NDBFlags
 from pyroute2.netlink import NLM_F_MULTI, NLMSG_ERROR, nlmsgerr
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic.wireguard import (
@@ -30,6 +59,16 @@ from pyroute2.netlink.generic.wireguard import (
 )
 
 from wgfast import keys
+from wgfast.api.daemon_process import (
+    DaemonCommand,
+    DaemonProcess,
+    start_daemon,
+    stop_daemon,
+    wait_stopped,
+)
+from wgfast.errors import DaemonStartError, DeviceUnreachableError
+from wgfast.netns import netns_path
+from wgfast.process import socket_server_pid
 from wgfast.uapi import (
     SOCKET_DIRECTORY,
     AsyncUAPIClient,
@@ -46,7 +85,7 @@ from wgfast.uapi import (
 # messages carry this fixed stand-in (the first dynamically assigned id, GENL_MIN_ID).
 WG_FAMILY_ID_STANDIN = 0x10
 
-__all__ = ["WireGuard", "AsyncWireGuard", "NetlinkError"]
+__all__ = ["WireGuard", "AsyncWireGuard", "NetlinkError", "IPRoute", "AsyncIPRoute", "NDB"]
 
 
 def _test_key(key: Any) -> bytes:
@@ -185,7 +224,7 @@ def build_ack(sequence: int = 0) -> nlmsgerr:
 
 
 def _netlink_error(exc: Exception, interface: str) -> NetlinkError:
-    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+    if isinstance(exc, DeviceUnreachableError | FileNotFoundError | ConnectionRefusedError):
         return NetlinkError(errno.ENODEV, f"No such WireGuard device: {interface}")
     if isinstance(exc, UAPIError):
         code = abs(exc.errno) or errno.EINVAL
@@ -290,3 +329,298 @@ class AsyncWireGuard:
 
     async def __aexit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- Links of kind "wireguard": IPRoute, AsyncIPRoute and NDB -------------------------------
+
+WIREGUARD_KIND = "wireguard"
+DELETE_COMMANDS = frozenset({"del", "delete", "remove"})
+STOP_TIMEOUT = 5.0  # for a daemon to exit after its link was deleted
+# Keys of a link("add") request that name the link rather than set an attribute of it.
+_IDENTITY_KEYS = frozenset({"kind", "ifname", "IFLA_IFNAME", "index", "target"})
+
+NetnsId = tuple[int, int]
+
+
+def _netns_id(netns: str | None) -> NetnsId:
+    """The identity of a namespace (a name or path; None: this thread's)."""
+    st = os.stat(netns_path(netns) if netns else "/proc/thread-self/ns/net")
+    return (st.st_dev, st.st_ino)
+
+
+def _netns_argument(netns: Any) -> str | None:
+    """IPRoute's `netns` as a name or path; other forms (a file descriptor, a NetNS object)
+    cannot say where to start a daemon."""
+    if netns is None or isinstance(netns, str):
+        return netns
+    if isinstance(netns, bytes):
+        return os.fsdecode(netns)
+    raise NetlinkError(errno.EOPNOTSUPP, "wgfast.pyroute2 needs netns as a name or a path")
+
+
+def _wireguard_add(command: str, request: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """For a link("add") of kind wireguard: its name and the attributes left for a follow-up
+    link("set"); None for any other request."""
+    if command != "add" or request.get("kind") != WIREGUARD_KIND:
+        return None
+    ifname = request.get("ifname") or request.get("IFLA_IFNAME")
+    if not ifname:
+        raise NetlinkError(errno.EINVAL, "a wireguard link needs an ifname")
+    rest = {k: v for k, v in request.items() if k not in _IDENTITY_KEYS and v is not None}
+    return str(ifname), rest
+
+
+def _start(ifname: str, netns: str | None, daemon: DaemonCommand | None) -> DaemonProcess:
+    try:
+        return start_daemon(ifname, daemon=daemon, netns=netns)
+    except DaemonStartError as exc:
+        raise NetlinkError(errno.EIO, str(exc)) from exc
+
+
+def _served(link: Any, netns_id: NetnsId) -> DaemonProcess | None:
+    """The daemon behind a TUN link (a decoded ifinfmsg) when one in the link's namespace
+    serves the UAPI socket of its name; None for any other link."""
+    info = link.get("IFLA_LINKINFO")
+    kind = info.get("IFLA_INFO_KIND") if info is not None else None
+    ifname = link.get("IFLA_IFNAME")
+    if kind != "tun" or not ifname:
+        return None
+    path = socket_path(ifname)
+    if not os.path.exists(path):
+        return None
+    pid = socket_server_pid(path)
+    if pid is None:
+        return None
+    try:
+        if _netns_id(f"/proc/{pid}/ns/net") != netns_id:
+            return None  # an interface of the same name in another namespace
+    except OSError:
+        return None
+    return DaemonProcess(ifname, [], f"/proc/{pid}/ns/net", pid=pid, socket=path)
+
+
+def _lookup_request(request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The link("get") arguments naming the link a delete request names."""
+    if request.get("index"):
+        return {"index": request["index"]}
+    name = request.get("ifname") or request.get("IFLA_IFNAME")
+    return {"ifname": name} if name else None
+
+
+def _await_exit(process: DaemonProcess | None) -> None:
+    """After its link was deleted: the daemon exits and removes its socket; make sure."""
+    if process is not None and not wait_stopped(process.pid, process.socket, STOP_TIMEOUT):
+        stop_daemon(process)
+
+
+class IPRoute(pyroute2.IPRoute):
+    """pyroute2's IPRoute, where links of kind "wireguard" are served by a userspace daemon
+    (see the module docstring). `daemon`: the command to start instead of this wgfast's."""
+
+    def __init__(self, *argv: Any, daemon: DaemonCommand | None = None, **kwarg: Any) -> None:
+        super().__init__(*argv, **kwarg)
+        self.wireguard_daemon = daemon
+        self.wireguard_netns = _netns_argument(kwarg.get("netns"))
+        self._netns_id = _netns_id(self.wireguard_netns)
+
+    def _link(self, command: str, **kwarg: Any) -> Any:
+        return pyroute2.IPRoute.__getattr__(self, "link")(command, **kwarg)
+
+    def link(self, command: str, **kwarg: Any) -> Any:
+        add = _wireguard_add(command, kwarg)
+        if add is not None:
+            return self._add_wireguard(*add)
+        if command in DELETE_COMMANDS:
+            served = self._served(kwarg)
+            result = self._link(command, **kwarg)
+            _await_exit(served)
+            return result
+        return self._link(command, **kwarg)
+
+    def _served(self, request: Mapping[str, Any]) -> DaemonProcess | None:
+        lookup = _lookup_request(request)
+        if lookup is None:
+            return None
+        try:
+            links = self._link("get", **lookup)
+        except NetlinkError:
+            return None  # no such link: the delete itself reports it
+        return _served(links[0], self._netns_id) if links else None
+
+    def _add_wireguard(self, ifname: str, attributes: dict[str, Any]) -> Any:
+        if self.link_lookup(ifname=ifname):
+            raise NetlinkError(errno.EEXIST, "File exists")
+        process = _start(ifname, self.wireguard_netns, self.wireguard_daemon)
+        try:
+            index = self.link_lookup(ifname=ifname)[0]
+            if attributes:
+                self._link("set", index=index, **attributes)
+            return self._link("get", index=index)
+        except BaseException:
+            stop_daemon(process)
+            raise
+
+
+class AsyncIPRoute(pyroute2.AsyncIPRoute):
+    """The asyncio twin of IPRoute: `await ipr.link("add", kind="wireguard", ...)`."""
+
+    def __init__(self, *argv: Any, daemon: DaemonCommand | None = None, **kwarg: Any) -> None:
+        super().__init__(*argv, **kwarg)
+        self.wireguard_daemon = daemon
+        self.wireguard_netns = _netns_argument(kwarg.get("netns"))
+        self._netns_id = _netns_id(self.wireguard_netns)
+
+    async def link(self, command: str, **kwarg: Any) -> Any:
+        add = _wireguard_add(command, kwarg)
+        if add is not None:
+            return await self._add_wireguard(*add)
+        if command in DELETE_COMMANDS:
+            served = await self._served(kwarg)
+            result = await super().link(command, **kwarg)
+            await asyncio.to_thread(_await_exit, served)
+            return result
+        return await super().link(command, **kwarg)
+
+    async def _served(self, request: Mapping[str, Any]) -> DaemonProcess | None:
+        lookup = _lookup_request(request)
+        if lookup is None:
+            return None
+        try:
+            links = list(await super().link("get", **lookup))
+        except NetlinkError:
+            return None
+        return _served(links[0], self._netns_id) if links else None
+
+    async def _index(self, ifname: str) -> int | None:
+        found = await self.link_lookup(ifname=ifname)
+        return found[0] if found else None
+
+    async def _add_wireguard(self, ifname: str, attributes: dict[str, Any]) -> Any:
+        if await self._index(ifname) is not None:
+            raise NetlinkError(errno.EEXIST, "File exists")
+        process = await asyncio.to_thread(_start, ifname, self.wireguard_netns,
+                                          self.wireguard_daemon)
+        try:
+            index = await self._index(ifname)
+            if attributes:
+                await super().link("set", index=index, **attributes)
+            return await super().link("get", index=index)
+        except BaseException:
+            await asyncio.to_thread(stop_daemon, process)
+            raise
+
+
+class _WireGuardSource:
+    """One NDB source as the interface objects see it: its `api("link", "add", kind=
+    "wireguard")` starts a daemon in the source's namespace, its `api("link", "del")` of a
+    daemon's link waits for the daemon to go; every other call is the source's own."""
+
+    def __init__(self, source: Any, daemon: DaemonCommand | None) -> None:
+        self._source = source
+        self._daemon = daemon
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
+
+    @property
+    def _netns(self) -> str | None:
+        if self._source.kind not in ("local", "netns"):
+            raise NetlinkError(errno.EOPNOTSUPP, f"wireguard links on a {self._source.kind} "
+                               "NDB source are not supported")
+        netns = self._source.nl_kwarg.get("netns")  # a path, as bytes, when set
+        return os.fsdecode(netns) if netns is not None else None
+
+    async def api(self, name: str, *argv: Any, **kwarg: Any) -> Any:
+        command = argv[0] if name == "link" and argv else None
+        add = _wireguard_add(command, kwarg) if command else None
+        if add is not None:
+            return await self._add_wireguard(*add)
+        if command in DELETE_COMMANDS:
+            served = await self._served(kwarg)
+            result = await self._source.api(name, *argv, **kwarg)
+            await asyncio.to_thread(_await_exit, served)
+            return result
+        return await self._source.api(name, *argv, **kwarg)
+
+    async def _served(self, request: Mapping[str, Any]) -> DaemonProcess | None:
+        lookup = _lookup_request(request)
+        if lookup is None:
+            return None
+        try:
+            links = list(await self._source.api("link", "get", **lookup))
+        except NetlinkError:
+            return None
+        return _served(links[0], _netns_id(self._netns)) if links else None
+
+    async def _add_wireguard(self, ifname: str, attributes: dict[str, Any]) -> Any:
+        netns = self._netns
+        try:
+            taken = bool(list(await self._source.api("link", "get", ifname=ifname)))
+        except NetlinkError:  # ENODEV: the name is free
+            taken = False
+        if taken:
+            raise NetlinkError(errno.EEXIST, "File exists")
+        process = await asyncio.to_thread(_start, ifname, netns, self._daemon)
+        try:
+            links = list(await self._source.api("link", "get", ifname=ifname))
+            index = links[0]["index"]
+            if attributes:
+                await self._source.api("link", "set", index=index, **attributes)
+            return links
+        except BaseException:
+            await asyncio.to_thread(stop_daemon, process)
+            raise
+
+
+class _WireGuardSources:
+    """NDB's sources view, handing out _WireGuardSource wrappers."""
+
+    def __init__(self, sources: Any, daemon: DaemonCommand | None) -> None:
+        self._sources = sources
+        self._daemon = daemon
+
+    def __getitem__(self, target: str) -> _WireGuardSource:
+        return _WireGuardSource(self._sources[target], self._daemon)
+
+    def __contains__(self, target: object) -> bool:
+        return target in self._sources
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sources, name)
+
+
+def _kind_matches(obj: Any, value: Any) -> bool:
+    """A requested "wireguard" link shows in the system as the daemon's "tun" device."""
+    return obj.get("kind") == WIREGUARD_KIND and value == "tun"
+
+
+class _WireGuardInterface(_NDBInterface):
+    """NDB's interface object, its link requests going through _WireGuardSource."""
+
+    fields_cmp = {**_NDBInterface.fields_cmp, "kind": _kind_matches}
+
+    def __init__(self, *argv: Any, **kwarg: Any) -> None:
+        super().__init__(*argv, **kwarg)
+        self.sources = _WireGuardSources(self.sources,
+                                         getattr(self.ndb, "wireguard_daemon", None))
+
+    async def hook_apply(self, method: str, **spec: Any) -> None:
+        if method == "add" and spec.get("kind") == WIREGUARD_KIND:
+            return  # the link loads as "tun", but pyroute2's after-add hook for tun must not run
+        await super().hook_apply(method, **spec)
+
+
+class NDB(pyroute2.NDB):
+    """pyroute2's NDB, where `ndb.interfaces.create(kind="wireguard", ifname=...)...commit()`
+    starts a userspace daemon for the link in its source's namespace, and `.remove().commit()`
+    of that link stops it (see the module docstring). `daemon`: the command to start instead
+    of this wgfast's."""
+
+    def __init__(self, *argv: Any, daemon: DaemonCommand | None = None, **kwarg: Any) -> None:
+        self.wireguard_daemon = daemon  # before the views exist: the objects read it
+        super().__init__(*argv, **kwarg)
+
+    def _create_views(self, flags: Any = _NDBFlags.UNSPEC) -> Any:
+        for name, view in super()._create_views(flags):
+            view.asyncore.classes["interfaces"] = _WireGuardInterface
+            yield name, view

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from wgfast import __version__
+from wgfast.errors import DeviceUnreachableError
 
 
 def _sizes(text: str) -> list[int]:
@@ -212,7 +213,7 @@ def _device_state(name: str):
 
 
 def _uapi_failure(name: str, exc: Exception) -> int:
-    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+    if isinstance(exc, DeviceUnreachableError | FileNotFoundError | ConnectionRefusedError):
         print(f"Unable to access interface {name}: No such device", file=sys.stderr)
     elif isinstance(exc, PermissionError):
         print(f"Unable to access interface {name}: Permission denied (run as root)",
@@ -405,6 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="approximate time spent per operation (default 0.5)")
     handshake.set_defaults(func=cmd_bench_handshake)
     _add_wg_commands(sub)
+    from wgfast.cli import exporter  # the parser only; prometheus_client loads when it runs
+
+    exporter.add_parser(sub)
     return parser
 
 

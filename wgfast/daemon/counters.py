@@ -19,6 +19,10 @@ Only nonzero counters are listed: an absent key means zero.
 - wgfast_bind_error: while the link is up but the listen port could not be bound (nothing
   listens; listen_port then reads 0), the errno of that failure (98: address in use).
 
+- wgfast_event_sequence: the sequence number of the last event published (absent: none yet).
+  Subscribing with since= this number (0 when absent) misses nothing that followed the
+  snapshot (wgfast.daemon.events, README.md "Events").
+
 Two gauges (current values, not counts) follow them, for leak checks from outside
 (tests/daemon/test_soak.py):
 - wgfast_handshakes_in_flight: peers whose handshake holds a receiver index (Python side).
@@ -39,6 +43,7 @@ DATAPLANE_STAT = PREFIX + "dp_"
 HANDSHAKES_IN_FLIGHT = PREFIX + "handshakes_in_flight"
 BIND_ERROR = PREFIX + "bind_error"  # the errno binding the listen port failed with, link up
 DATAPLANE_KEYPAIRS_LIVE = DATAPLANE_STAT + "keypairs_live"
+EVENT_SEQUENCE = PREFIX + "event_sequence"
 
 
 def flatten_dataplane_stats(stats: Mapping[str, object]) -> dict[str, int]:

@@ -40,10 +40,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from wgfast import _native
+from wgfast.daemon import events as ev
 from wgfast.daemon import offload
 from wgfast.daemon.allowed_ips import AllowedIPs
 from wgfast.daemon.config import DeviceConfig, PeerConfig, PeerStats
-from wgfast.daemon.counters import BIND_ERROR, flatten_dataplane_stats, leak_gauges, uapi_counters
+from wgfast.daemon.counters import (
+    BIND_ERROR,
+    EVENT_SEQUENCE,
+    flatten_dataplane_stats,
+    leak_gauges,
+    uapi_counters,
+)
 from wgfast.daemon.link import LinkState, LinkWatcher, follow_link, interface_index, read_link_state
 from wgfast.daemon.tun import TunDevice
 from wgfast.daemon.udp import UDPSockets
@@ -226,6 +233,9 @@ class Interface:
         self._stopped = False
         self._link_up = False
         self._bind_error: OSError | None = None  # why the sockets could not be bound at up
+        # What subscribers on the UAPI socket hear (events=1); the protocol core knows nothing
+        # of it: the calls below publish what the core's outputs and the data plane report.
+        self.events = ev.EventBus(self._drop_counts)
 
     @property
     def is_up(self) -> bool:
@@ -408,6 +418,8 @@ class Interface:
                 counters += ((BIND_ERROR, self._bind_error.errno or errno.EIO),)
         handshakes = sum(p.handshake.local_index is not None for p in self.state.peers.values())
         counters += leak_gauges(handshakes, dataplane_keypairs)
+        if self.events.last_sequence:  # absent means 0, like the counters
+            counters += ((EVENT_SEQUENCE, self.events.last_sequence),)
         return dataclasses.replace(status, listen_port=port, peers=peers, counters=counters)
 
     def apply(self, changes: ChangeSet) -> None:
@@ -506,6 +518,7 @@ class Interface:
         self.dataplane.remove_peer(peer_id)  # its keys, staged packets and allowed IPs go
         rt.allowed_ips.forget(peer_id)
         del rt.peers[public]
+        self._publish(ev.PEER_REMOVED, public)
 
     def _update_peer(self, before: PeerConfig | None, config: PeerConfig,
                      now: float) -> list[Output]:
@@ -519,6 +532,7 @@ class Interface:
             self.peer_ids[public] = peer_id
             self.peer_publics[peer_id] = public
             rt.peers[public] = before = PeerConfig(public)
+            self._publish(ev.PEER_ADDED, public)
         peer_id = self.peer_ids[public]
         peer = self.state.add_peer(public)
         if before.preshared_key != config.preshared_key:
@@ -567,6 +581,8 @@ class Interface:
                 peer_id, out.local_index, out.remote_index, out.send_key, out.receive_key,
                 out.is_initiator, round(out.created * NSEC_PER_SEC),
             )  # fmt: skip
+            self._publish(ev.HANDSHAKE_COMPLETED, out.peer,
+                          ("initiator", "true" if out.is_initiator else "false"))
         except OSError as exc:
             log.error("installing a keypair failed: %s", exc)
         finally:
@@ -609,9 +625,13 @@ class Interface:
         state = self.state
         outputs: list[Output] = []
         if events & _native.DP_EV_ENDPOINT_CHANGED and endpoint is not None:
+            peer = state.peers.get(public)
+            old = peer.endpoint if peer is not None else None
             state.on_endpoint_changed(public, endpoint)
+            self._publish_endpoint_change(public, old, endpoint)
         if events & _native.DP_EV_KEYS_ZEROED:
             outputs += state.on_keys_zeroed(public)
+            self._publish(ev.SESSION_EXPIRED, public)
         if events & _native.DP_EV_KEYPAIR_CONFIRMED:
             outputs += state.on_keypair_confirmed(public, confirmed_ns / NSEC_PER_SEC)
         if events & _native.DP_EV_ACTIVITY:
@@ -619,6 +639,26 @@ class Interface:
         if events & _native.DP_EV_HANDSHAKE_WANTED:
             outputs += state.on_handshake_wanted(public, now)
         return outputs
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _publish(self, name: str, public: bytes, *fields: tuple[str, str]) -> None:
+        self.events.publish(name, (("public_key", public.hex()), *fields))
+
+    def _publish_endpoint_change(self, public: bytes, old: Address | None,
+                                 new: Address) -> None:
+        fields = [("new_endpoint", _format_address(new))]
+        if old is not None:
+            fields.insert(0, ("old_endpoint", _format_address(old)))
+        self._publish(ev.ENDPOINT_CHANGED, public, *fields)
+
+    def _drop_counts(self) -> dict[str, int]:
+        """Cumulative drops by reason, for the event bus's drop summaries."""
+        counts = {ev.DATAPLANE_DROP + reason: int(n)
+                  for reason, n in self.dataplane.stats()["drops"].items()}
+        counts.update((ev.HANDSHAKE_DROP + str(reason), int(n))
+                      for reason, n in self.state.drops.items())
+        return counts
 
     # --- timers ---------------------------------------------------------------------------------
 

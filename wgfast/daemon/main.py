@@ -185,6 +185,10 @@ async def run_device(interface: str, readiness: Readiness) -> int:
             failure.append(reason)
             stopping.set()
 
+    # Before anything another process can see (the link, the socket file): a SIGTERM that
+    # follows the socket's appearance at once must stop the daemon cleanly, not kill it.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, request_stop, f"received {signum.name}")
     try:
         tun = _open_tun(interface)
     except (OSError, ValueError) as exc:
@@ -209,8 +213,6 @@ async def run_device(interface: str, readiness: Readiness) -> int:
         device.start()  # before the server: a set must find the data plane running
         await server.start()
         watcher.start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, request_stop, f"received {signum.name}")
         log.info("device %s started", tun.name)
         if TEST_TIME_SCALE != 1.0:
             log.warning("test hook %s=%g: protocol timers shortened", TEST_TIME_SCALE_ENV,

@@ -7,6 +7,13 @@ sees half a set. Every request is bounded: a line longer than MAX_LINE_BYTES or 
 than MAX_REQUEST_BYTES gets errno=-5 (EIO) and the connection is closed; an unknown operation
 closes the connection; nothing a client sends can raise out of the handler.
 
+`events=1` (wgfastd's own operation; `wg` never sends it, wireguard-go closes the connection
+on it) turns the connection into a subscription to the device's event bus
+(wgfast.daemon.events; wire format in README.md, "Events"). The subscription runs on its
+connection's task and never holds the lock, so get and set on other connections go on as fast;
+a subscriber that does not read is cut off when its backlog fills. When the server closes,
+every subscriber reads a `daemon_stopping` notice, then EOF.
+
 `SocketRemovalWatcher` reports when the socket file is deleted or replaced (inotify; polling
 only where inotify is unavailable): wireguard-go's signal that the interface is being torn
 down.
@@ -26,6 +33,7 @@ import stat
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from wgfast.daemon import events as ev
 from wgfast.uapi import (
     ERRNO_INVALID,
     ERRNO_IO,
@@ -45,6 +53,8 @@ log = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 4096  # longest valid line is ~100 bytes; leave room for odd endpoints
 MAX_REQUEST_BYTES = 64 * 1024 * 1024  # a set for tens of thousands of peers still fits
+MAX_EVENTS_REQUEST_BYTES = 1024  # an events request is one or two short lines
+STOP_NOTICE_SECONDS = 1.0  # how long closing waits for subscribers to be sent their notice
 SOCKET_MODE = 0o600
 DIRECTORY_MODE = 0o755
 
@@ -108,6 +118,9 @@ class UAPIServer:
         self._lock = asyncio.Lock()
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task] = set()
+        self._subscribers: set[asyncio.Task] = set()
+        # A control without an event bus (a test's fake) treats events=1 as unknown.
+        self.events: ev.EventBus | None = getattr(control, "events", None)
 
     @classmethod
     def for_interface(
@@ -125,6 +138,10 @@ class UAPIServer:
         """Stop listening, drop open connections and remove the socket file if still ours."""
         if self._server is not None:
             self._server.close()
+        if self.events is not None:
+            self.events.close()  # subscribers write what waits for them, then the notice
+            if self._subscribers:
+                await asyncio.wait(list(self._subscribers), timeout=STOP_NOTICE_SECONDS)
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -187,7 +204,57 @@ class UAPIServer:
                 return False
             await _reply(writer, "", await self._apply(lines))
             return True
+        if operation == b"events=1\n" and self.events is not None:
+            return await self._serve_events(reader, writer, self.events)
         log.error("UAPI: invalid operation %r", operation[:64])
+        return False
+
+    async def _serve_events(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                            bus: ev.EventBus) -> bool:
+        """An events=1 request: a bad one gets an errno (the connection stays, as after a
+        bad set); a good one an acknowledgement and then events until the stream ends."""
+        try:
+            lines = await _read_set_body(reader, MAX_EVENTS_REQUEST_BYTES)
+        except _RequestTooLarge as exc:
+            log.error("UAPI: events: %s", exc)
+            await _reply(writer, "", ERRNO_IO)
+            return False
+        if lines is None:
+            return False
+        try:
+            since = ev.parse_request(lines)
+        except UAPIError as exc:
+            log.error("UAPI: %s", exc)
+            await _reply(writer, "", exc.errno)
+            return True
+        task = asyncio.current_task()
+        assert task is not None
+        subscription, missed = bus.subscribe(since)
+        self._subscribers.add(task)
+        # The subscriber sends nothing more: data or EOF from it ends the subscription.
+        hangup = asyncio.get_running_loop().create_task(reader.read(1))
+        hangup.add_done_callback(lambda _: subscription.end(ev.CLOSED))
+        try:
+            ack = f"sequence={bus.last_sequence}\n" + ("missed=1\n" if missed else "")
+            await _reply(writer, ack, ERRNO_OK)
+            while True:
+                batch = await subscription.next_batch()
+                if not batch:
+                    break
+                writer.write(b"".join(event.block for event in batch))
+                await writer.drain()  # a stalled reader waits here; only its backlog grows
+            reason = subscription.ended
+            if reason == ev.CUT_OFF:  # logged when it happened (wgfast.daemon.events)
+                writer.write(ev.notice_block(ev.CUT_OFF, subscription.last_sequence,
+                                             "backlog_full"))
+            elif reason == ev.DAEMON_STOPPING:
+                writer.write(ev.notice_block(ev.DAEMON_STOPPING, subscription.last_sequence,
+                                             "stopping"))
+            await writer.drain()
+        finally:
+            bus.unsubscribe(subscription)
+            self._subscribers.discard(task)
+            hangup.cancel()
         return False
 
     async def _apply(self, lines: list[str]) -> int:
@@ -206,8 +273,9 @@ class UAPIServer:
         return ERRNO_OK
 
 
-async def _read_set_body(reader: asyncio.StreamReader) -> list[str] | None:
-    """Lines up to the blank line, or None at EOF before it."""
+async def _read_set_body(reader: asyncio.StreamReader,
+                         limit: int = MAX_REQUEST_BYTES) -> list[str] | None:
+    """Lines up to the blank line (at most `limit` bytes), or None at EOF before it."""
     lines: list[str] = []
     total = 0
     while True:
@@ -220,8 +288,8 @@ async def _read_set_body(reader: asyncio.StreamReader) -> list[str] | None:
         if raw == b"\n":
             return lines
         total += len(raw)
-        if total > MAX_REQUEST_BYTES:
-            raise _RequestTooLarge(f"set request larger than {MAX_REQUEST_BYTES} bytes")
+        if total > limit:
+            raise _RequestTooLarge(f"request larger than {limit} bytes")
         # latin-1 maps every byte to a character, so junk reaches the validator, not a decoder.
         lines.append(raw[:-1].decode("latin-1"))
 
