@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@
 #define TUN_F_TSO6 0x04
 #define TUN_F_USO4 0x20
 #define TUN_F_USO6 0x40
+#define TUNGETIFF_REQ 0x800454d2u /* _IOR('T', 210, unsigned int) */
+#define IFF_VNET_HDR_FLAG 0x4000  /* IFF_VNET_HDR in struct ifreq's ifr_flags */
 
 #define SUPER_MAX (WGF_VNET_HDR_LEN + 65535 + WGF_IP6_HDR_LEN) /* one TUN read */
 #define GRO_BUF_SIZE 65536                                     /* one UDP_GRO receive */
@@ -56,6 +59,18 @@ struct wgf_dp_offload {
     uint8_t gro_cmsg[GRO_BUFS][WGF_UDP_CMSG_SPACE] __attribute__((aligned(8)));
     uint8_t *rx_own[WGF_DP_BATCH]; /* the slots' own buffers, for plain receives */
 };
+
+/* Every per-batch array here is indexed by the receive batch's slots. */
+_Static_assert(WGF_GRO_MAX >= WGF_DP_BATCH, "a TUN write takes a whole receive batch");
+
+int wgf_dp_tun_vnet_hdr(int fd)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    if (ioctl(fd, TUNGETIFF_REQ, &ifr) != 0)
+        return -errno;
+    return (ifr.ifr_flags & IFF_VNET_HDR_FLAG) != 0;
+}
 
 void wgf_dp_offload_free(struct wgf_dp *dp)
 {
@@ -101,6 +116,11 @@ void wgf_dp_offload_buffers_changed(struct wgf_dp *dp)
 
 int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags)
 {
+    /* A vnet-header TUN prefixes every packet with a virtio header: read without one, a peer's
+     * inner bytes would be taken for that header (and the other way round). Only the fd knows,
+     * so a caller's flag that disagrees with it is refused before anything changes. */
+    if (!!(flags & WGF_DP_OFFLOAD_TUN_VNET) != dp->tun_vnet_hdr)
+        return -EINVAL;
     if (dp->off == NULL) {
         dp->off = calloc(1, sizeof(*dp->off));
         if (dp->off == NULL)
