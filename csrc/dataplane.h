@@ -358,7 +358,7 @@ struct wgf_dp_stats {
     uint64_t tun_super_read;        /* TSO/USO super-packets read from TUN and split */
     uint64_t tun_super_written;     /* coalesced TCP super-packets written to TUN */
     uint64_t udp_gso_sends;         /* sendmmsg entries carrying several datagrams */
-    uint64_t udp_gso_refused;       /* the kernel refused UDP GSO (it is off from then on) */
+    uint64_t udp_gso_refused; /* UDP GSO refused: off from then on, or (EMSGSIZE) for that size */
     uint64_t udp_gro_receives;      /* receives that returned several datagrams */
     uint64_t keypairs_zeroed;       /* keypairs zeroed on schedule */
     uint64_t staged_held;           /* a gauge: staged buffers held now (of WGF_DP_STAGED_POOL) */
