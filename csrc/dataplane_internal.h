@@ -269,7 +269,7 @@ void wgf_dp_vnet_take(struct wgf_dp *dp, size_t r, size_t *lens, size_t *n);
 /* Writes accepted packets to a vnet-header TUN, coalesced when TUN_GRO is on. */
 void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t *lens, size_t n);
 /* sendmmsg dp->out's fam datagrams as GSO groups; returns the first index left for the plain
- * path (GSO refused), or out->n[fam]. */
+ * path (GSO refused, or segments too large for the path), or out->n[fam]. */
 unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd);
 bool wgf_dp_gro_on(const struct wgf_dp *dp, int fd);
 void wgf_dp_receive_gro(struct wgf_dp *dp, int fd);

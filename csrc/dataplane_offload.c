@@ -292,7 +292,8 @@ static size_t split_oversized_groups(struct wgf_dp_offload *o, const struct iove
 }
 
 /* Sends dp->out's datagrams of fam as GSO groups. Returns the index of the first datagram not
- * handed to the kernel because it refused GSO (then GSO is off), or n when all went. */
+ * handed to the kernel because it refused GSO (then GSO is off, or off for segments of that
+ * size and larger: gso_size_limit), or n when all went. */
 unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
 {
     struct wgf_dp_offload *o = dp->off;
