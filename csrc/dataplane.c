@@ -69,14 +69,17 @@ struct buffers {
     uint8_t *tx_mem, *rx_mem;
 };
 
-/* tx: header, the packet padded (never past round16(mtu)), tag; reading up to round16(mtu) + 16
+/* Every buffer is sized by the MTU in force, never by the largest one the data plane takes.
+ * tx: header, the packet padded (never past round16(mtu)), tag; reading up to round16(mtu) + 16
  * bytes lets an oversized packet show itself. rx: a datagram from a peer whose MTU is larger
- * than ours is still accepted, up to WGF_DP_MTU_MAX. The tx block holds the batch, the staged
- * pool and the keepalives' buffers. */
+ * than ours is still accepted, up to WGF_DP_RX_MTU_FLOOR or our MTU, whichever is larger. The tx
+ * block holds the batch, the staged pool and the keepalives' buffers; malloc maps a block this
+ * large on its own, so the pool's pages cost memory only once packets are staged in them. */
 static int buffers_alloc(struct buffers *b, unsigned mtu)
 {
+    unsigned rx_mtu = mtu > WGF_DP_RX_MTU_FLOOR ? mtu : WGF_DP_RX_MTU_FLOOR;
     b->tx_buf_size = WGF_DATA_HEADER_LEN + round16(mtu) + 2 * WGF_AEAD_TAG_LEN;
-    b->rx_buf_size = WGF_DATA_HEADER_LEN + round16(WGF_DP_MTU_MAX) + WGF_AEAD_TAG_LEN;
+    b->rx_buf_size = WGF_DATA_HEADER_LEN + round16(rx_mtu) + WGF_AEAD_TAG_LEN;
     b->tx_mem = malloc((WGF_DP_BATCH + WGF_DP_STAGED_POOL) * b->tx_buf_size +
                        WGF_DP_BATCH * WGF_DATA_MIN_LEN);
     b->rx_mem = malloc(WGF_DP_BATCH * b->rx_buf_size);
@@ -120,6 +123,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     if (dp == NULL)
         return -ENOMEM;
     dp->tun_fd = tun_fd;
+    /* Not a TUN (a test's socketpair: one packet per read and write) counts as a plain one. */
+    dp->tun_vnet_hdr = wgf_dp_tun_vnet_hdr(tun_fd) == 1;
     dp->udp4_fd = udp4_fd;
     dp->udp6_fd = udp6_fd;
     dp->mtu = mtu;
@@ -454,8 +459,16 @@ static int run_round(struct wgf_dp *dp, int timeout_ms, unsigned dirs)
     return 0;
 }
 
+/* A vnet-header TUN read as a plain one would take virtio headers for packets. */
+static bool tun_mode_wrong(struct wgf_dp *dp)
+{
+    return dp->tun_vnet_hdr && !(wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET);
+}
+
 int wgf_dp_run_once(struct wgf_dp *dp, int timeout_ms)
 {
+    if (tun_mode_wrong(dp))
+        return -EINVAL;
     pthread_mutex_lock(&dp->pause_lock);
     bool busy = dp->loops_active > 0 || dp->once_busy;
     if (!busy)
@@ -514,6 +527,8 @@ int wgf_dp_run(struct wgf_dp *dp)
     pthread_mutex_unlock(&dp->pause_lock);
     if (busy)
         return -EBUSY;
+    if (tun_mode_wrong(dp))
+        return -EINVAL;
     /* Whatever a previous run left armed or flagged is looked at afresh. */
     __atomic_store_n(&dp->timer_stale, 1, __ATOMIC_RELAXED);
     wgf_dp_flush_signals(dp);

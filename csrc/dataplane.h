@@ -40,6 +40,7 @@
 
 #include "aead.h"
 #include "allowedips.h"
+#include "batch.h" /* WGF_DP_BATCH: packets per TUN drain, recvmmsg and sendmmsg */
 #include "index_table.h"
 #include "replay.h"
 
@@ -69,9 +70,6 @@
 #define WGF_DATA_MIN_LEN (WGF_DATA_HEADER_LEN + WGF_AEAD_TAG_LEN) /* a keepalive */
 #define WGF_MESSAGE_PADDING_MULTIPLE 16
 
-#ifndef WGF_DP_BATCH /* a build may override it (-DWGF_DP_BATCH=N) to measure other sizes */
-#define WGF_DP_BATCH 128 /* packets per TUN drain, recvmmsg and sendmmsg */
-#endif
 #define WGF_DP_STAGED_MAX 128   /* staged packets per peer waiting for a keypair */
 #define WGF_DP_STAGED_POOL 1024 /* staged buffers shared by all peers */
 /* Of the pool, peers that cannot start a handshake (no endpoint, or the device has no private
@@ -80,7 +78,12 @@
 #define WGF_DP_HANDSHAKE_QUEUE 1024 /* handshake datagrams waiting for Python */
 #define WGF_DP_MSG_MAX WGF_MSG_INITIATION_LEN
 #define WGF_DP_MTU_MIN 576
-#define WGF_DP_MTU_MAX 9000
+#define WGF_DP_MTU_MAX 65535 /* the TUN's own limit (ETH_MAX_MTU) */
+/* Receive buffers hold a datagram of a peer whose MTU is up to this even when ours is smaller
+ * (a larger MTU of ours raises it): what a common jumbo-frame peer sends still fits, while an
+ * ordinary MTU costs a batch of ~9 KB buffers instead of 64 KB ones. A larger datagram is
+ * dropped as truncated. */
+#define WGF_DP_RX_MTU_FLOOR 9000
 
 struct wgf_dp;
 
@@ -100,7 +103,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
 /* The loop must have returned. Zeroes every key. NULL is ignored. */
 void wgf_dp_free(struct wgf_dp *dp);
 /* Runs until wgf_dp_stop: 0 on stop, or a negative errno when the TUN fd fails (interface gone);
- * -EBUSY at once if a wgf_dp_run or wgf_dp_run_once is running. With 2 threads (the default)
+ * -EBUSY at once if a wgf_dp_run or wgf_dp_run_once is running; -EINVAL at once if the TUN fd
+ * has a vnet header (IFF_VNET_HDR) and wgf_dp_set_offloads did not turn TUN_VNET on. With 2 threads (the default)
  * the caller's thread sends (TUN -> UDP) and a thread it starts receives (UDP -> TUN), so
  * sealing and opening use two cores. */
 int wgf_dp_run(struct wgf_dp *dp);
@@ -158,8 +162,10 @@ void wgf_dp_run_timers(struct wgf_dp *dp);
 #define WGF_DP_OFFLOAD_UDP_GSO 0x08  /* UDP_SEGMENT on send */
 #define WGF_DP_OFFLOAD_UDP_GRO 0x10  /* UDP_GRO on receive */
 #define WGF_DP_OFFLOAD_TUN_USO 0x20  /* result only: the kernel also takes USO4|USO6 */
-/* Before the loop runs (or between runs). TUN_VNET must match how the fd was opened; TSO and
- * GRO need it. Returns the flags in effect (what the kernel refused is off), or -ENOMEM. UDP GSO
+/* Before the loop runs (or between runs). TUN_VNET must match how the fd was opened (the data
+ * plane asked it with TUNGETIFF: a fd that is no TUN has no vnet header); TSO and GRO need it.
+ * Returns the flags in effect (what the kernel refused is off), -EINVAL when TUN_VNET does not
+ * match the fd (nothing changed), or -ENOMEM. UDP GSO
  * may later turn itself off when a send is refused (wgf_dp_get_offloads tells). UDP GRO carries
  * over to sockets set later. */
 int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags);
@@ -216,9 +222,14 @@ int wgf_dp_peer_expire_keypairs(struct wgf_dp *dp, uint32_t peer);
 /* Schedules the zeroing of the peer's keys WGF_ZERO_KEYS_AFTER_REJECTS x reject_after_time from
  * now, unless one is scheduled already (a handshake gave up). 0 or -ENOENT. */
 int wgf_dp_peer_expire_later(struct wgf_dp *dp, uint32_t peer);
-/* Asks the loop to send a keepalive (an empty data message) under the current keypair; without a
- * usable one, a "handshake wanted" event is raised instead. 0 or -ENOENT. */
+/* Asks the loop to send a keepalive (an empty data message) under the current keypair, or the
+ * staged packets instead if any wait (as the kernel does); without a usable keypair, a
+ * "handshake wanted" event is raised instead. 0 or -ENOENT. */
 int wgf_dp_peer_send_keepalive(struct wgf_dp *dp, uint32_t peer);
+/* The initiator's confirmation of a keypair it just installed: a keepalive, unless data under it
+ * went out already or waits staged (then that goes and confirms it, as in the kernel, which
+ * sends a keepalive only when nothing is staged). 0 or -ENOENT. */
+int wgf_dp_peer_confirm_session(struct wgf_dp *dp, uint32_t peer);
 /* Drops the peer's staged packets (a handshake gave up) and clears its "handshake wanted" flag
  * so the next packet asks again. Returns how many were dropped, or -ENOENT. */
 int wgf_dp_peer_drop_staged(struct wgf_dp *dp, uint32_t peer);
@@ -347,7 +358,7 @@ struct wgf_dp_stats {
     uint64_t tun_super_read;        /* TSO/USO super-packets read from TUN and split */
     uint64_t tun_super_written;     /* coalesced TCP super-packets written to TUN */
     uint64_t udp_gso_sends;         /* sendmmsg entries carrying several datagrams */
-    uint64_t udp_gso_refused;       /* the kernel refused UDP GSO (it is off from then on) */
+    uint64_t udp_gso_refused; /* UDP GSO refused: off from then on, or (EMSGSIZE) for that size */
     uint64_t udp_gro_receives;      /* receives that returned several datagrams */
     uint64_t keypairs_zeroed;       /* keypairs zeroed on schedule */
     uint64_t staged_held;           /* a gauge: staged buffers held now (of WGF_DP_STAGED_POOL) */

@@ -106,6 +106,7 @@ struct wgf_dp {
     int event_fd; /* eventfd: loop -> Python (dataplane_events.c) */
     int timer_fd; /* timerfd: the send thread's timers (zeroing keys, reporting activity) */
     unsigned mtu;
+    bool tun_vnet_hdr;           /* the TUN fd was opened with IFF_VNET_HDR (TUNGETIFF) */
     unsigned offloads;           /* atomic: WGF_DP_OFFLOAD_* in effect */
     struct wgf_dp_offload *off;  /* offload buffers (dataplane_offload.c); NULL until asked */
     size_t tx_buf_size, rx_buf_size;
@@ -251,6 +252,9 @@ void wgf_dp_receive_udp(struct wgf_dp *dp, int fd);
 void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n);
 
 /* dataplane_offload.c */
+/* Whether fd is a TUN opened with IFF_VNET_HDR: 1 or 0, or a negative errno (-ENOTTY, -EINVAL:
+ * not a TUN at all). */
+int wgf_dp_tun_vnet_hdr(int fd);
 void wgf_dp_offload_free(struct wgf_dp *dp);
 /* A super-packet read from the TUN still has segments to send. */
 bool wgf_dp_split_pending(const struct wgf_dp *dp);
@@ -265,7 +269,7 @@ void wgf_dp_vnet_take(struct wgf_dp *dp, size_t r, size_t *lens, size_t *n);
 /* Writes accepted packets to a vnet-header TUN, coalesced when TUN_GRO is on. */
 void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t *lens, size_t n);
 /* sendmmsg dp->out's fam datagrams as GSO groups; returns the first index left for the plain
- * path (GSO refused), or out->n[fam]. */
+ * path (GSO refused, or segments too large for the path), or out->n[fam]. */
 unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd);
 bool wgf_dp_gro_on(const struct wgf_dp *dp, int fd);
 void wgf_dp_receive_gro(struct wgf_dp *dp, int fd);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,6 +27,8 @@
 #define TUN_F_TSO6 0x04
 #define TUN_F_USO4 0x20
 #define TUN_F_USO6 0x40
+#define TUNGETIFF_REQ 0x800454d2u /* _IOR('T', 210, unsigned int) */
+#define IFF_VNET_HDR_FLAG 0x4000  /* IFF_VNET_HDR in struct ifreq's ifr_flags */
 
 #define SUPER_MAX (WGF_VNET_HDR_LEN + 65535 + WGF_IP6_HDR_LEN) /* one TUN read */
 #define GRO_BUF_SIZE 65536                                     /* one UDP_GRO receive */
@@ -46,6 +49,11 @@ struct wgf_dp_offload {
     uint8_t gso_cmsg[WGF_DP_BATCH][WGF_UDP_CMSG_SPACE] __attribute__((aligned(8)));
     uint32_t gso_start[WGF_DP_BATCH], gso_len[WGF_DP_BATCH];
     socklen_t namelens[WGF_DP_BATCH];
+    /* Datagrams this long or longer are not segmented: the path refused a segment of this size
+     * (EMSGSIZE: UDP GSO never fragments, so a jumbo tunnel MTU over a smaller outer MTU cannot
+     * use it), and plain sends let IP fragment them. SIZE_MAX until a refusal; forgotten when
+     * the sockets or the MTU change. */
+    size_t gso_size_limit;
     /* UDP receive. */
     bool gro_wanted; /* asked for: sockets set later get it too */
     bool gro_fd[2];  /* UDP_GRO on the IPv4 / IPv6 socket */
@@ -56,6 +64,18 @@ struct wgf_dp_offload {
     uint8_t gro_cmsg[GRO_BUFS][WGF_UDP_CMSG_SPACE] __attribute__((aligned(8)));
     uint8_t *rx_own[WGF_DP_BATCH]; /* the slots' own buffers, for plain receives */
 };
+
+/* Every per-batch array here is indexed by the receive batch's slots. */
+_Static_assert(WGF_GRO_MAX >= WGF_DP_BATCH, "a TUN write takes a whole receive batch");
+
+int wgf_dp_tun_vnet_hdr(int fd)
+{
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    if (ioctl(fd, TUNGETIFF_REQ, &ifr) != 0)
+        return -errno;
+    return (ifr.ifr_flags & IFF_VNET_HDR_FLAG) != 0;
+}
 
 void wgf_dp_offload_free(struct wgf_dp *dp)
 {
@@ -79,6 +99,8 @@ static bool enable_gro(struct wgf_dp *dp)
 
 void wgf_dp_offload_sockets_changed(struct wgf_dp *dp)
 {
+    if (dp->off != NULL)
+        dp->off->gso_size_limit = SIZE_MAX; /* another path, perhaps */
     if (dp->off == NULL || !dp->off->gro_wanted)
         return;
     /* A device that went down without sockets keeps UDP GRO asked for, for when it is up. */
@@ -94,6 +116,7 @@ void wgf_dp_offload_buffers_changed(struct wgf_dp *dp)
     if (o == NULL)
         return;
     memcpy(o->rx_own, dp->rx_bufs, sizeof(dp->rx_bufs));
+    o->gso_size_limit = SIZE_MAX;
     if (o->plan_next < o->plan.count) /* segments cut for the old MTU */
         WGF_DP_DROP(dp, WGF_DROP_OVERSIZE, o->plan.count - o->plan_next);
     o->plan.count = o->plan_next = 0;
@@ -101,11 +124,17 @@ void wgf_dp_offload_buffers_changed(struct wgf_dp *dp)
 
 int wgf_dp_set_offloads(struct wgf_dp *dp, unsigned flags)
 {
+    /* A vnet-header TUN prefixes every packet with a virtio header: read without one, a peer's
+     * inner bytes would be taken for that header (and the other way round). Only the fd knows,
+     * so a caller's flag that disagrees with it is refused before anything changes. */
+    if (!!(flags & WGF_DP_OFFLOAD_TUN_VNET) != dp->tun_vnet_hdr)
+        return -EINVAL;
     if (dp->off == NULL) {
         dp->off = calloc(1, sizeof(*dp->off));
         if (dp->off == NULL)
             return -ENOMEM;
         memcpy(dp->off->rx_own, dp->rx_bufs, sizeof(dp->rx_bufs));
+        dp->off->gso_size_limit = SIZE_MAX;
     }
     struct wgf_dp_offload *o = dp->off;
     unsigned on = 0;
@@ -241,8 +270,30 @@ void wgf_dp_tun_write_vnet(struct wgf_dp *dp, uint8_t *const *pkts, const size_t
 
 /* ---- UDP send ---- */
 
+/* Groups whose segments the path refused before (gso_size_limit) become single datagrams, in
+ * place and in order. Returns the new group count (at most the datagram count). */
+static size_t split_oversized_groups(struct wgf_dp_offload *o, const struct iovec *iov,
+                                     size_t groups)
+{
+    if (o->gso_size_limit == SIZE_MAX)
+        return groups;
+    uint32_t start[WGF_DP_BATCH], len[WGF_DP_BATCH];
+    size_t out = 0;
+    for (size_t g = 0; g < groups; g++) {
+        bool split = o->gso_len[g] > 1 && iov[o->gso_start[g]].iov_len >= o->gso_size_limit;
+        for (uint32_t k = 0; k < (split ? o->gso_len[g] : 1); k++) {
+            start[out] = o->gso_start[g] + k;
+            len[out++] = split ? 1 : o->gso_len[g];
+        }
+    }
+    memcpy(o->gso_start, start, out * sizeof(start[0]));
+    memcpy(o->gso_len, len, out * sizeof(len[0]));
+    return out;
+}
+
 /* Sends dp->out's datagrams of fam as GSO groups. Returns the index of the first datagram not
- * handed to the kernel because it refused GSO (then GSO is off), or n when all went. */
+ * handed to the kernel because it refused GSO (then GSO is off, or off for segments of that
+ * size and larger: gso_size_limit), or n when all went. */
 unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
 {
     struct wgf_dp_offload *o = dp->off;
@@ -254,6 +305,7 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
     size_t groups = wgf_udp_gso_groups(out->iov[fam], out->to[fam], sizeof(out->to[fam][0]),
                                        o->namelens, n, WGF_UDP_GSO_MAX_SEGMENTS, o->gso_start,
                                        o->gso_len);
+    groups = split_oversized_groups(o, out->iov[fam], groups);
     for (size_t g = 0; g < groups; g++) {
         struct msghdr *m = &o->gso_msgs[g].msg_hdr;
         unsigned s = o->gso_start[g];
@@ -283,6 +335,15 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
         }
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0 && errno == EMSGSIZE && o->gso_len[sent] > 1) {
+            /* Segments too large for the path: this size and larger go plain from now on,
+             * beginning with the rest of this batch. */
+            size_t size = out->iov[fam][o->gso_start[sent]].iov_len;
+            if (size < o->gso_size_limit)
+                o->gso_size_limit = size;
+            WGF_DP_STAT_ADD(dp, udp_gso_refused, 1);
+            return o->gso_start[sent];
+        }
         if (r < 0 && (errno == EIO || errno == EINVAL) && o->gso_len[sent] > 1) {
             /* This kernel or device will not segment for us: remember, and go plain. */
             __atomic_and_fetch(&dp->offloads, ~(unsigned)WGF_DP_OFFLOAD_UDP_GSO,

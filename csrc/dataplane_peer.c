@@ -525,6 +525,23 @@ int wgf_dp_peer_send_keepalive(struct wgf_dp *dp, uint32_t id)
     return 0;
 }
 
+int wgf_dp_peer_confirm_session(struct wgf_dp *dp, uint32_t id)
+{
+    struct wgf_dp_peer *p = lock_peer(dp, id);
+    if (p == NULL)
+        return -ENOENT;
+    /* Data under the new keypair confirms it as well as a keepalive would: the packets staged
+     * during the handshake (going out now, or already gone when the loop was quicker than this
+     * call) make the keepalive one message too many, which the kernel does not send. */
+    bool sent = p->current != WGF_DP_SLOT_NONE && p->slots[p->current].send_counter > 0;
+    if (!sent && p->staged_count == 0)
+        p->keepalive_pending = true;
+    else if (p->staged_count > 0)
+        p->flush_pending = true;
+    unlock_peer(dp, true);
+    return 0;
+}
+
 int wgf_dp_peer_drop_staged(struct wgf_dp *dp, uint32_t id)
 {
     struct wgf_dp_peer *p = lock_peer(dp, id);

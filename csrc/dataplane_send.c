@@ -317,6 +317,8 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
                 p->keepalive_pending = false;
                 if (kp == NULL) {
                     wgf_dp_want_handshake(dp, p);
+                } else if (p->staged_count > 0) {
+                    p->flush_pending = true; /* they say what a keepalive would (the kernel's rule) */
                 } else if (fam < 0) {
                     WGF_DP_DROP(dp, -fam, 1);
                 } else {

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "batch.h"
 #include "byteorder.h"
 
 /* struct virtio_net_hdr (legacy, native = little-endian byte order on x86). */
@@ -102,7 +103,7 @@ size_t wgf_gso_segment(const struct wgf_gso_plan *plan, const uint8_t *pkt, size
 
 /* ---- coalesce (UDP -> TUN; offload_coalesce.c) ---- */
 
-#define WGF_GRO_MAX 128 /* packets per call: one receive batch */
+#define WGF_GRO_MAX WGF_DP_BATCH /* packets per call: one receive batch */
 /* One write to the TUN: a run of packets first, next[first], ... (count of them). Runs of one
  * packet are written as is, longer ones as a TCP super-packet. */
 struct wgf_gro_item {

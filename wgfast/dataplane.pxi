@@ -154,7 +154,13 @@ cdef class DataPlane:
         kernel may refuse some. DP_OFFLOAD_TUN_VNET must match how the TUN fd was opened."""
         if self.running:
             raise RuntimeError("set_offloads() while the data plane runs")
-        return _dp_check(wgf_dp_set_offloads(self._live(), flags), "offloads")
+        r = wgf_dp_set_offloads(self._live(), flags)
+        if r == -_dp_errno.EINVAL:
+            has = "has" if flags & WGF_DP_OFFLOAD_TUN_VNET else "has no"
+            raise ValueError(f"offloads: DP_OFFLOAD_TUN_VNET says the TUN fd {has} virtio-net "
+                             "header, but the fd (TUNGETIFF) says otherwise: open it with "
+                             "IFF_VNET_HDR exactly when asking for TUN_VNET")
+        return _dp_check(r, "offloads")
 
     @property
     def threads(self) -> int:
@@ -297,6 +303,11 @@ cdef class DataPlane:
 
     def send_keepalive(self, uint32_t peer) -> None:
         _dp_check(wgf_dp_peer_send_keepalive(self._live(), peer), "send keepalive")
+
+    def confirm_session(self, uint32_t peer) -> None:
+        """The initiator's confirmation of the keypair it just installed: a keepalive unless
+        data under it went out already or waits staged."""
+        _dp_check(wgf_dp_peer_confirm_session(self._live(), peer), "confirm session")
 
     def drop_staged(self, uint32_t peer) -> int:
         return _dp_check(wgf_dp_peer_drop_staged(self._live(), peer), "drop staged")

@@ -171,6 +171,49 @@ WGF_TEST(dataplane_staged_until_handshake)
     pair_close(&a, &b);
 }
 
+/* The initiator confirms a new keypair with a keepalive only when no data does it: packets staged
+ * during the handshake go instead, whether the loop sends them before the confirmation is asked
+ * for or after (the kernel's rule: a keepalive only when nothing is staged), and a keepalive
+ * asked for while packets wait sends those. What the peer's counters show must match. */
+WGF_TEST(dataplane_staged_packets_confirm_the_session_instead_of_a_keepalive)
+{
+    uint8_t pkt[200];
+    for (int order = 0; order < 3; order++) {
+        struct dp_side a, b;
+        pair_open(&a, &b);
+        dp_make_ip4(pkt, "10.0.0.1", "10.0.0.2", 100, 1);
+        CHECK(write(a.tun[1], pkt, 100) == 100);
+        dp_pump(&a, &b, 1);
+        CHECK(info_of(&a).staged == 1);
+        CHECK(dp_handshake(&a, PEER_ID, &b, PEER_ID, T0, 0xC1) == 0);
+        if (order == 0) { /* the loop flushed before the confirmation was asked for */
+            dp_pump(&a, &b, 1);
+            CHECK(wgf_dp_peer_confirm_session(a.dp, PEER_ID) == 0);
+        } else if (order == 1) {
+            CHECK(wgf_dp_peer_confirm_session(a.dp, PEER_ID) == 0);
+        } else {
+            CHECK(wgf_dp_peer_send_keepalive(a.dp, PEER_ID) == 0);
+        }
+        dp_pump(&a, &b, 2);
+        struct wgf_dp_stats st = stats_of(&a);
+        CHECK(st.keepalives_sent == 0 && st.tx_packets == 1);
+        CHECK(info_of(&a).tx_bytes == 16 + 112 + 16);
+        pair_close(&a, &b);
+    }
+    /* Nothing staged: the confirmation is a keepalive; after data went, none. */
+    struct dp_side a, b;
+    pair_open(&a, &b);
+    CHECK(dp_handshake(&a, PEER_ID, &b, PEER_ID, T0, 0xC2) == 0);
+    CHECK(wgf_dp_peer_confirm_session(a.dp, PEER_ID) == 0);
+    dp_pump(&a, &b, 2);
+    CHECK(stats_of(&a).keepalives_sent == 1 && stats_of(&b).keepalives_received == 1);
+    CHECK(wgf_dp_peer_confirm_session(a.dp, PEER_ID) == 0);
+    dp_pump(&a, &b, 2);
+    CHECK(stats_of(&a).keepalives_sent == 1);
+    CHECK(wgf_dp_peer_confirm_session(a.dp, 99) == -ENOENT);
+    pair_close(&a, &b);
+}
+
 /* The response's source is set as the endpoint before its keypair is installed: the handshake
  * asked for is in flight, so the staged packets must not ask for another one (a second
  * initiation five seconds later would end the session it just made). */

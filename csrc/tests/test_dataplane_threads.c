@@ -218,3 +218,33 @@ WGF_TEST(dataplane_threads_sockets_and_mtu_replaced_under_traffic)
     end_close(&a);
     end_close(&b);
 }
+
+static void *run_once_main(void *arg)
+{
+    struct end *e = arg;
+    e->result = wgf_dp_run_once(e->side.dp, 5000); /* in poll until the test writes */
+    return NULL;
+}
+
+/* The send side's state has one owner: while one wgf_dp_run_once runs (here blocked in its
+ * poll), a second one from another thread, or a wgf_dp_run, is refused at once. */
+WGF_TEST(dataplane_threads_second_driver_refused_while_run_once_runs)
+{
+    struct end e;
+    end_open(&e, "10.0.0.2");
+    CHECK(pthread_create(&e.loop, NULL, run_once_main, &e) == 0);
+    int busy_once = 0, busy_run = 0;
+    for (int i = 0; i < 200 && !(busy_once && busy_run); i++) {
+        busy_once |= wgf_dp_run_once(e.side.dp, 0) == -EBUSY;
+        busy_run |= busy_once && wgf_dp_run(e.side.dp) == -EBUSY;
+        usleep(1000);
+    }
+    CHECK(busy_once && busy_run);
+    uint8_t pkt[100];
+    dp_make_ip4(pkt, "10.0.0.1", "10.0.0.9", sizeof(pkt), 1); /* no peer: read and dropped */
+    CHECK(write(e.side.tun[1], pkt, sizeof(pkt)) == (ssize_t)sizeof(pkt));
+    pthread_join(e.loop, NULL);
+    CHECK(e.result == 0);
+    CHECK(wgf_dp_run_once(e.side.dp, 0) == 0); /* free again */
+    dp_side_close(&e.side);
+}

@@ -215,8 +215,13 @@ class Interface:
         self._on_fatal = on_fatal
         self.dataplane = _native.DataPlane(tun.fd, mtu=dataplane_mtu(tun.mtu),
                                            time_limits=dataplane_time_limits())
-        # Offloads: what WGFAST_OFFLOAD asks (the kernel may refuse some: logged once up).
-        self.dataplane.set_offloads(offload.dataplane_flags(tun.vnet_hdr))
+        # Offloads: what WGFAST_OFFLOAD asks (the kernel may refuse some: logged once up). A
+        # vnet_hdr that does not match the fd is refused (ValueError): nothing is left behind.
+        try:
+            self.dataplane.set_offloads(offload.dataplane_flags(tun.vnet_hdr))
+        except BaseException:
+            self.dataplane.close()
+            raise
         self.dataplane.threads = dataplane_threads()
         self.peer_ids: dict[bytes, int] = {}
         self.peer_publics: dict[int, bytes] = {}
@@ -554,14 +559,19 @@ class Interface:
     def _carry_out(self, outputs: Iterable[Output], now: float) -> None:
         for out in outputs:
             if isinstance(out, Transmit):
-                if self.sockets is not None:  # down: the handshake timers retry once up
-                    self.sockets.send(out.destination, out.data)
+                # Down: the handshake timers retry once up. A peer's handshake message counts in
+                # its tx bytes once sent (cookie replies have no peer), as in the kernel.
+                sent = self.sockets is not None and self.sockets.send(out.destination, out.data)
+                if sent and out.peer is not None:
+                    self._count_handshake(out.peer, tx=len(out.data))
                 continue
             peer_id = self.peer_ids.get(out.peer)
             if peer_id is None:
                 continue
             if isinstance(out, InstallKeypair):
                 self._install(peer_id, out)
+            elif isinstance(out, SendKeepalive) and out.confirms_session:
+                self.dataplane.confirm_session(peer_id)
             elif isinstance(out, SendKeepalive):
                 self.dataplane.send_keepalive(peer_id)
             elif isinstance(out, DropStaged):
@@ -571,6 +581,13 @@ class Interface:
                 self.dataplane.expire_later(peer_id)
             elif isinstance(out, ExpireKeypairs):
                 self.dataplane.expire_keypairs(peer_id)
+
+    def _count_handshake(self, public: bytes, rx: int = 0, tx: int = 0) -> None:
+        """Handshake messages count in the peer's transfer counters, which the data plane keeps
+        (the kernel and wireguard-go count every message of a peer but cookie replies)."""
+        peer_id = self.peer_ids.get(public)
+        if peer_id is not None:
+            self.dataplane.count_bytes(peer_id, rx, tx)
 
     def _install(self, peer_id: int, out: InstallKeypair) -> None:
         peer = self.state.peers.get(out.peer)
@@ -612,7 +629,10 @@ class Interface:
                 continue
             try:
                 under_load = self.load.under_load(waiting + 1, now)
-                self._carry_out(self.state.receive(data, source, now, under_load), now)
+                outputs = self.state.receive(data, source, now, under_load)
+                if self.state.received_from is not None:
+                    self._count_handshake(self.state.received_from, rx=len(data))
+                self._carry_out(outputs, now)
             except Exception:  # one bad message must not stop the device
                 log.exception("internal error handling a handshake message")
         self._schedule_tick()  # what was left beyond the limits keeps the event fd readable

@@ -103,6 +103,7 @@ cdef extern from "dataplane.h" nogil:
     int wgf_dp_peer_expire_keypairs(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_expire_later(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_send_keepalive(wgf_dp *dp, uint32_t peer)
+    int wgf_dp_peer_confirm_session(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_drop_staged(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_count_bytes(wgf_dp *dp, uint32_t peer, uint64_t rx, uint64_t tx)
     int wgf_dp_peer_get_info(wgf_dp *dp, uint32_t peer, wgf_dp_peer_info *info)

@@ -92,6 +92,10 @@ class DeviceState:
         self.index: IndexSpace = index if index is not None else LocalIndexSpace()
         self.ratelimiter = ratelimiter or RateLimiter()
         self.drops: Counter[str] = Counter()
+        # The peer the datagram last given to receive() authenticated as (a handshake
+        # initiation or response it consumed), else None: the caller counts the datagram in
+        # that peer's transfer counters, as the kernel and wireguard-go do.
+        self.received_from: bytes | None = None
         self.peers: dict[bytes, Peer] = {}
         self.identity: noise.StaticIdentity | None = None
         self.cookie_checker: CookieChecker | None = None
@@ -152,6 +156,7 @@ class DeviceState:
 
     def receive(self, datagram: bytes, source: Address, now: float,
                 under_load: bool = False) -> list[Output]:
+        self.received_from = None
         try:
             return self._receive(datagram, source, now, under_load)
         except Exception:  # a bug must not take the device down: count it and go on
@@ -199,6 +204,7 @@ class DeviceState:
         if isinstance(result, DropReason):
             return self._drop(result, source)
         peer = self.peers[result.remote_static]
+        self.received_from = peer.public
         peer.endpoint = source
         peer.timers.on_any_authenticated_packet_received(now)
         peer.timers.on_any_authenticated_packet_traversal(now)
@@ -217,6 +223,7 @@ class DeviceState:
         err = noise.consume_response(self.identity, peer.handshake, msg)
         if err is not None:
             return self._drop(err, source)
+        self.received_from = peer.public
         peer.endpoint = source
         log.debug("%r: received handshake response", peer)
         peer.timers.on_any_authenticated_packet_received(now)
@@ -224,7 +231,7 @@ class DeviceState:
         outputs = peer.begin_session(now)
         # Confirm the session to the responder at once (it holds the keypair as `next` until
         # data arrives); this also flushes packets staged while the handshake ran.
-        outputs.append(SendKeepalive(peer.public))
+        outputs.append(SendKeepalive(peer.public, confirms_session=True))
         return outputs
 
     def _receive_cookie_reply(self, msg: CookieReply, source: Address,

@@ -50,9 +50,12 @@ class InstallKeypair:
 @dataclass(frozen=True, slots=True)
 class SendKeepalive:
     """Send the peer's staged packets, or an empty data packet if none are staged (without a
-    keypair that may send, the data plane asks for a handshake instead)."""
+    keypair that may send, the data plane asks for a handshake instead). `confirms_session`:
+    the initiator's first message under the keypair it just installed, which data that already
+    went out under it makes unnecessary (the kernel sends none when packets were staged)."""
 
     peer: bytes
+    confirms_session: bool = False
 
 
 @dataclass(frozen=True, slots=True)
