@@ -72,13 +72,12 @@ def udp_iperf(client: Side, server: Side, address: str) -> int:
         _reap(srv)
 
 
+# Pairwise: each role of wgfastd against the reference, each outer family, and wgfastd alone.
 @pytest.mark.parametrize(
     "kinds,outer",
     [(("wgfastd", "wireguard-go-offload"), 4), (("wireguard-go-offload", "wgfastd"), 6),
-     (("wgfastd", "wgfastd"), 4), (("wgfastd", "wgfastd"), 6),
-     (("wireguard-go-offload", "wireguard-go-offload"), 4)],
-    ids=["wgfastd-wggo-v4", "wggo-wgfastd-v6", "wgfastd-wgfastd-v4", "wgfastd-wgfastd-v6",
-         "reference-wggo-v4"],
+     (("wgfastd", "wgfastd"), 6)],
+    ids=["wgfastd-wggo-v4", "wggo-wgfastd-v6", "wgfastd-wgfastd-v6"],
 )
 def test_jumbo_mtu_moves_data_and_survives_mtu_changes(
     netns_pool: NetnsPool, tmp_path: Path, kinds: tuple[str, str], outer: int
