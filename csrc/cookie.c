@@ -48,11 +48,21 @@ void wgf_cookie_checker_set_public(struct wgf_cookie_checker *c, const uint8_t *
     c->has_key = 1;
 }
 
+/* A fresh random nonce prefix (the counter restarts under it). 0 or -1. */
+static int fresh_nonce_prefix(struct wgf_cookie_checker *c)
+{
+    if (getrandom(c->nonce_prefix, sizeof(c->nonce_prefix), 0) !=
+        (ssize_t)sizeof(c->nonce_prefix))
+        return -1;
+    c->nonce_counter = 0;
+    return 0;
+}
+
 void wgf_cookie_checker_set_secret(struct wgf_cookie_checker *c, const uint8_t secret[WGF_KEY_LEN],
                                    uint64_t now_ns)
 {
     memcpy(c->secret, secret, WGF_KEY_LEN);
-    c->secret_valid = 1;
+    c->secret_valid = fresh_nonce_prefix(c) == 0;
     c->secret_born_ns = now_ns;
 }
 
@@ -95,6 +105,9 @@ enum wgf_mac_state wgf_cookie_check(struct wgf_cookie_checker *c, const uint8_t 
         return WGF_MAC_INVALID;
     if (!check_cookie)
         return WGF_MAC_VALID_NO_COOKIE;
+    static const uint8_t no_mac2[WGF_MAC_LEN];
+    if (memcmp(msg + mac2_at, no_mac2, WGF_MAC_LEN) == 0) /* public data: no timing concern */
+        return WGF_MAC_VALID_NO_COOKIE;
     if (make_cookie(c, cookie, source, src_len, now_ns) != 0)
         return WGF_MAC_VALID_NO_COOKIE;
     wgf_mac(expected, cookie, WGF_COOKIE_LEN, msg, mac2_at);
@@ -110,10 +123,12 @@ int wgf_cookie_make_reply(struct wgf_cookie_checker *c, uint8_t out[WGF_COOKIE_R
     uint8_t cookie[WGF_COOKIE_LEN], nonce[WGF_COOKIE_NONCE_LEN];
     if (!c->has_key || len < 8 + 2 * WGF_MAC_LEN || src_len > WGF_COOKIE_SOURCE_MAX)
         return -1;
-    if (getrandom(nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
-        return -1;
     if (make_cookie(c, cookie, source, src_len, now_ns) != 0)
         return -1;
+    if (c->nonce_counter == UINT64_MAX && fresh_nonce_prefix(c) != 0)
+        return -1;
+    memcpy(nonce, c->nonce_prefix, WGF_COOKIE_NONCE_PREFIX_LEN);
+    wgf_put_le64(nonce + WGF_COOKIE_NONCE_PREFIX_LEN, c->nonce_counter++);
     wgf_put_le32(out, MSG_TYPE_COOKIE_REPLY);
     memcpy(out + 4, msg + 4, 4); /* their sender index is the reply's receiver index */
     memcpy(out + 8, nonce, WGF_COOKIE_NONCE_LEN);

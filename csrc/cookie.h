@@ -27,6 +27,10 @@
 /* The longest source an address is hashed from: 16 IP bytes and 2 port bytes. */
 #define WGF_COOKIE_SOURCE_MAX 18
 
+/* Reply nonces: a random prefix drawn with each secret, then a counter, so that no two replies
+ * under one cookie key share a nonce without a system call per reply. */
+#define WGF_COOKIE_NONCE_PREFIX_LEN 16
+
 struct wgf_cookie_checker {
     int has_key; /* 0: no private key, every handshake is refused */
     uint8_t mac1_key[WGF_KEY_LEN];
@@ -34,6 +38,8 @@ struct wgf_cookie_checker {
     uint8_t secret[WGF_KEY_LEN];
     int secret_valid;
     uint64_t secret_born_ns;
+    uint8_t nonce_prefix[WGF_COOKIE_NONCE_PREFIX_LEN];
+    uint64_t nonce_counter;
 };
 
 enum wgf_mac_state {
@@ -57,13 +63,15 @@ void wgf_mac(uint8_t out[WGF_MAC_LEN], const uint8_t *key, size_t key_len, const
 int wgf_ct_equal(const uint8_t *a, const uint8_t *b, size_t len);
 
 /* Checks an initiation or response (len >= 2 * WGF_MAC_LEN; the caller checked its size): mac1
- * always, mac2 only when check_cookie. source: IP bytes || big-endian port (src_len up to
+ * always, mac2 only when check_cookie. An all-zero mac2 (a sender without a cookie) is taken as
+ * no cookie without computing one: a real mac2 is zero with probability 2^-128. source: IP bytes || big-endian port (src_len up to
  * WGF_COOKIE_SOURCE_MAX). WGF_MAC_INVALID also when there is no key. */
 enum wgf_mac_state wgf_cookie_check(struct wgf_cookie_checker *c, const uint8_t *msg, size_t len,
                                     const uint8_t *source, size_t src_len, uint64_t now_ns,
                                     int check_cookie);
-/* The cookie reply to msg (an initiation or response whose sender index is at bytes 4..8).
- * 0, or -1 (no key, or no randomness: nothing written). */
+/* The cookie reply to msg (an initiation or response whose sender index is at bytes 4..8); its
+ * nonce is the prefix drawn with the secret and a counter. 0, or -1 (no key, or no randomness:
+ * nothing written). */
 int wgf_cookie_make_reply(struct wgf_cookie_checker *c, uint8_t out[WGF_COOKIE_REPLY_LEN],
                           const uint8_t *msg, size_t len, const uint8_t *source, size_t src_len,
                           uint64_t now_ns);

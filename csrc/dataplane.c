@@ -152,8 +152,11 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->allowedips = wgf_allowedips_new();
     dp->index = wgf_index_table_new();
     dp->ratelimiter = malloc(sizeof(*dp->ratelimiter));
+    dp->reply_limiter = malloc(sizeof(*dp->reply_limiter));
     if (dp->ratelimiter != NULL)
-        wgf_ratelimiter_init(dp->ratelimiter);
+        wgf_ratelimiter_init(dp->ratelimiter, 0);
+    if (dp->reply_limiter != NULL)
+        wgf_ratelimiter_init(dp->reply_limiter, 1);
     dp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -163,7 +166,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
         wgf_dp_free(dp);
         return err;
     }
-    if (!dp->pool || !dp->queue || !dp->allowedips || !dp->index || !dp->ratelimiter) {
+    if (!dp->pool || !dp->queue || !dp->allowedips || !dp->index || !dp->ratelimiter ||
+        !dp->reply_limiter) {
         wgf_dp_free(dp);
         return -ENOMEM;
     }
@@ -218,6 +222,7 @@ void wgf_dp_free(struct wgf_dp *dp)
     if (dp->ratelimiter != NULL)
         wgf_memzero(dp->ratelimiter, sizeof(*dp->ratelimiter));
     free(dp->ratelimiter);
+    free(dp->reply_limiter);
     free(dp->pool);
     free(dp->tx_mem);
     free(dp->rx_mem);

@@ -370,6 +370,7 @@ struct wgf_dp_stats {
     uint64_t keypairs_zeroed;       /* keypairs zeroed on schedule */
     uint64_t staged_held;           /* a gauge: staged buffers held now (of WGF_DP_STAGED_POOL) */
     uint64_t cookie_replies_sent;   /* cookie replies handed to the socket */
+    uint64_t cookie_replies_limited; /* cookie_required drops left unanswered (reply limit) */
     uint64_t drops[WGF_DROP_COUNT];
 };
 void wgf_dp_get_stats(struct wgf_dp *dp, struct wgf_dp_stats *out);

@@ -13,8 +13,16 @@
  *
  * "Under load" is the kernel's notion: the queue for Python holds WGF_DP_UNDER_LOAD_QUEUE
  * datagrams or more, and for WGF_DP_UNDER_LOAD_AFTER_NS after it last did. Every datagram ends
- * in exactly one drop counter or in handshake_messages_up. */
-#define _GNU_SOURCE /* struct mmsghdr in dataplane_internal.h */
+ * in exactly one drop counter or in handshake_messages_up.
+ *
+ * Decision (beyond the kernel): cookie replies are limited per source address and port with the
+ * same token bucket (20 per second, bursts of 5; reply_limiter). Sending a reply costs several
+ * times what checking a datagram does (the kernel's send path, and on a veth the receiver's
+ * too), so a flood of valid-mac1 initiations from one process answered in full kept the
+ * receive thread too busy to read the real peer's datagrams; the real peer sends from its own
+ * port once per REKEY_TIMEOUT and is always answered. The table lets unknown sources through
+ * when full: then every datagram is answered, as the kernel does. */
+#define _GNU_SOURCE /* sendmmsg, struct mmsghdr */
 #include <string.h>
 
 #include "dataplane_internal.h"
@@ -64,28 +72,48 @@ static bool index_is_ours(struct wgf_dp *dp, uint32_t type, uint32_t index)
     return type == WGF_MSG_COOKIE_REPLY || e.keypair == WGF_DP_INDEX_HANDSHAKE;
 }
 
-static void send_cookie_reply(struct wgf_dp *dp, const uint8_t reply[WGF_COOKIE_REPLY_LEN],
-                              const union wgf_dp_endpoint *to)
+void wgf_dp_send_cookie_replies(struct wgf_dp *dp)
 {
-    int fd = to->sa.sa_family == AF_INET ? dp->udp4_fd : dp->udp6_fd;
-    socklen_t len = to->sa.sa_family == AF_INET ? sizeof(to->in4) : sizeof(to->in6);
-    if (fd < 0)
-        return;
-    if (sendto(fd, reply, WGF_COOKIE_REPLY_LEN, MSG_DONTWAIT, &to->sa, len) ==
-        WGF_COOKIE_REPLY_LEN)
-        WGF_DP_STAT_ADD(dp, cookie_replies_sent, 1);
+    struct mmsghdr msgs[WGF_DP_BATCH];
+    struct iovec iov[WGF_DP_BATCH];
+    size_t n = dp->n_replies;
+    dp->n_replies = 0;
+    for (int family = AF_INET; n > 0; family = AF_INET6) {
+        int fd = family == AF_INET ? dp->udp4_fd : dp->udp6_fd;
+        unsigned m = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (dp->reply_to[i].sa.sa_family != family)
+                continue;
+            iov[m] = (struct iovec){.iov_base = dp->replies[i], .iov_len = WGF_COOKIE_REPLY_LEN};
+            memset(&msgs[m], 0, sizeof(msgs[m]));
+            msgs[m].msg_hdr.msg_name = &dp->reply_to[i];
+            msgs[m].msg_hdr.msg_namelen =
+                family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+            msgs[m].msg_hdr.msg_iov = &iov[m];
+            msgs[m].msg_hdr.msg_iovlen = 1;
+            m++;
+        }
+        if (m > 0 && fd >= 0) {
+            int sent = sendmmsg(fd, msgs, m, MSG_DONTWAIT);
+            if (sent > 0)
+                WGF_DP_STAT_ADD(dp, cookie_replies_sent, sent);
+        }
+        if (family == AF_INET6)
+            break;
+    }
 }
 
 void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
                             const union wgf_dp_endpoint *source)
 {
     uint32_t type = wgf_get_le32(msg);
-    uint8_t src[WGF_COOKIE_SOURCE_MAX], reply[WGF_COOKIE_REPLY_LEN];
+    uint8_t src[WGF_COOKIE_SOURCE_MAX];
     const uint8_t *ip;
     int family;
     size_t src_len = source_bytes(source, src, &family, &ip);
     int reason = -1;
     bool answer = false;
+    uint8_t *reply = dp->replies[dp->n_replies];
 
     /* The receiver index: after the sender's in a response, first in a cookie reply. */
     if (type == WGF_MSG_RESPONSE && !index_is_ours(dp, type, wgf_get_le32(msg + 8)))
@@ -103,7 +131,13 @@ void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
             reason = WGF_DROP_BAD_MAC1;
         } else if (load && st != WGF_MAC_VALID_WITH_COOKIE) {
             reason = WGF_DROP_COOKIE_REQUIRED;
-            answer = wgf_cookie_make_reply(&dp->cookies, reply, msg, len, src, src_len, now) == 0;
+            uint16_t port = wgf_get_be16(src + src_len - 2);
+            if (!wgf_ratelimiter_allow_port(dp->reply_limiter, family, ip, port, now))
+                WGF_DP_STAT_ADD(dp, cookie_replies_limited, 1);
+            else
+                answer = dp->n_replies < WGF_DP_BATCH &&
+                         wgf_cookie_make_reply(&dp->cookies, reply, msg, len, src, src_len,
+                                               now) == 0;
         } else if (load && !wgf_ratelimiter_allow(dp->ratelimiter, family, ip, now)) {
             reason = WGF_DROP_RATE_LIMITED;
         }
@@ -111,8 +145,8 @@ void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
     pthread_mutex_unlock(&dp->admit_lock);
     if (reason >= 0) {
         WGF_DP_DROP(dp, reason, 1);
-        if (answer)
-            send_cookie_reply(dp, reply, source);
+        if (answer) /* sent with the batch's others (wgf_dp_send_cookie_replies) */
+            dp->reply_to[dp->n_replies++] = *source;
         return;
     }
     wgf_dp_queue_handshake(dp, msg, len, source);

@@ -321,6 +321,8 @@ void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n)
             WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1);
         }
     }
+    if (dp->n_replies > 0)
+        wgf_dp_send_cookie_replies(dp);
     if (nd > 0)
         handle_data(dp, data, nd);
 }

@@ -12,9 +12,10 @@
 
 static const uint8_t ipv4_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-void wgf_ratelimiter_init(struct wgf_ratelimiter *rl)
+void wgf_ratelimiter_init(struct wgf_ratelimiter *rl, int allow_when_full)
 {
     memset(rl, 0, sizeof(*rl));
+    rl->allow_when_full = allow_when_full != 0;
     if (getrandom(rl->hash_key, sizeof(rl->hash_key), 0) != (ssize_t)sizeof(rl->hash_key))
         memset(rl->hash_key, 0, sizeof(rl->hash_key)); /* still correct, only predictable */
 }
@@ -66,25 +67,14 @@ static void collect(struct wgf_ratelimiter *rl, uint64_t now_ns)
     rl->count = live;
 }
 
-int wgf_ratelimiter_allow(struct wgf_ratelimiter *rl, int family, const uint8_t *addr,
-                          uint64_t now_ns)
+/* One token from (family, prefix)'s bucket. */
+static int take(struct wgf_ratelimiter *rl, int family, uint64_t prefix, uint64_t now_ns)
 {
-    uint64_t prefix;
-    if (family == 6 && memcmp(addr, ipv4_mapped_prefix, sizeof(ipv4_mapped_prefix)) == 0) {
-        family = 4;
-        addr += sizeof(ipv4_mapped_prefix);
-    }
-    if (family == 4)
-        prefix = wgf_get_be32(addr);
-    else if (family == 6)
-        prefix = (uint64_t)wgf_get_be32(addr) << 32 | wgf_get_be32(addr + 4); /* the /64 */
-    else
-        return 0;
     collect(rl, now_ns);
     struct wgf_ratelimit_entry *e = find(rl, family, prefix);
     if (e->family == 0) {
         if (rl->count >= WGF_RATELIMIT_MAX_ENTRIES)
-            return 0;
+            return rl->allow_when_full;
         e->family = (uint8_t)family;
         e->prefix = prefix;
         e->last_ns = now_ns;
@@ -100,4 +90,46 @@ int wgf_ratelimiter_allow(struct wgf_ratelimiter *rl, int family, const uint8_t 
         return 0;
     e->tokens -= WGF_RATELIMIT_PACKET_COST_NS;
     return 1;
+}
+
+/* The IPv4 address of a v4-mapped IPv6 one, or NULL. */
+static const uint8_t *mapped_ipv4(int family, const uint8_t *addr)
+{
+    if (family == 6 && memcmp(addr, ipv4_mapped_prefix, sizeof(ipv4_mapped_prefix)) == 0)
+        return addr + sizeof(ipv4_mapped_prefix);
+    return NULL;
+}
+
+int wgf_ratelimiter_allow(struct wgf_ratelimiter *rl, int family, const uint8_t *addr,
+                          uint64_t now_ns)
+{
+    const uint8_t *v4 = mapped_ipv4(family, addr);
+    if (v4 != NULL) {
+        family = 4;
+        addr = v4;
+    }
+    if (family == 4)
+        return take(rl, 4, wgf_get_be32(addr), now_ns);
+    if (family == 6) /* the /64 */
+        return take(rl, 6, (uint64_t)wgf_get_be32(addr) << 32 | wgf_get_be32(addr + 4), now_ns);
+    return 0;
+}
+
+int wgf_ratelimiter_allow_port(struct wgf_ratelimiter *rl, int family, const uint8_t *addr,
+                               uint16_t port, uint64_t now_ns)
+{
+    const uint8_t *v4 = mapped_ipv4(family, addr);
+    if (v4 != NULL) {
+        family = 4;
+        addr = v4;
+    }
+    if (family == 4)
+        return take(rl, 4, (uint64_t)wgf_get_be32(addr) << 16 | port, now_ns);
+    if (family != 6)
+        return 0;
+    uint8_t in[18], h[8];
+    memcpy(in, addr, 16);
+    wgf_put_be16(in + 16, port);
+    wgf_blake2s(h, sizeof(h), in, sizeof(in), rl->hash_key, sizeof(rl->hash_key));
+    return take(rl, 6, wgf_get_le64(h), now_ns);
 }

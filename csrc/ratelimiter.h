@@ -4,7 +4,13 @@
  * usually owns a whole /64); an IPv4-mapped IPv6 address is its IPv4 address.
  *
  * The table is bounded (WGF_RATELIMIT_MAX_ENTRIES): a new source finding it full is refused
- * rather than evicting one being limited (the kernel's choice). Entries idle for
+ * rather than evicting one being limited (the kernel's choice), or, for a table made with
+ * allow_when_full, let through unlimited (when a limit only saves work, never guards it).
+ *
+ * wgf_ratelimiter_allow_port keys by address and port instead (IPv4 exactly; IPv6 by a keyed
+ * hash): the data plane limits the cookie replies it sends that way, so that a flood from many
+ * ports of one address does not make it spend its time answering, while the real peer's own
+ * port, which sends a handshake every few seconds, is always answered. Entries idle for
  * WGF_RATELIMIT_ENTRY_TTL_NS are collected, at most every WGF_RATELIMIT_GC_INTERVAL_NS. The
  * slots are hashed with a random key so that an attacker cannot aim its sources at one probe
  * chain. Not thread-safe: the caller serialises. */
@@ -36,13 +42,17 @@ struct wgf_ratelimiter {
     size_t count;
     uint64_t last_gc_ns;
     uint8_t hash_key[32];
+    int allow_when_full;
 };
 
 /* Empty table, fresh hash key. */
-void wgf_ratelimiter_init(struct wgf_ratelimiter *rl);
+void wgf_ratelimiter_init(struct wgf_ratelimiter *rl, int allow_when_full);
 /* family 4 with 4 address bytes or 6 with 16. 1: allowed (a token taken), 0: refused. */
 int wgf_ratelimiter_allow(struct wgf_ratelimiter *rl, int family, const uint8_t *addr,
                           uint64_t now_ns);
+/* The same by address and port (port in host order). */
+int wgf_ratelimiter_allow_port(struct wgf_ratelimiter *rl, int family, const uint8_t *addr,
+                               uint16_t port, uint64_t now_ns);
 size_t wgf_ratelimiter_count(const struct wgf_ratelimiter *rl);
 
 #endif

@@ -433,5 +433,6 @@ cdef class DataPlane:
             "udp_gro_receives": s.udp_gro_receives,
             "keypairs_zeroed": s.keypairs_zeroed, "staged_held": s.staged_held,
             "cookie_replies_sent": s.cookie_replies_sent,
+            "cookie_replies_limited": s.cookie_replies_limited,
             "drops": {wgf_dp_drop_name(r).decode(): s.drops[r] for r in range(WGF_DROP_COUNT)},
         }

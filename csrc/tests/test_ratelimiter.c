@@ -14,7 +14,7 @@ static struct wgf_ratelimiter *fresh(void)
 {
     struct wgf_ratelimiter *rl = malloc(sizeof(*rl));
     if (rl != NULL)
-        wgf_ratelimiter_init(rl);
+        wgf_ratelimiter_init(rl, 0);
     return rl;
 }
 
@@ -99,5 +99,36 @@ WGF_TEST(ratelimiter_table_is_bounded_and_collected)
     for (int i = 0; i < 10; i++)
         allowed += wgf_ratelimiter_allow(rl, 4, (const uint8_t[]){10, 0, 0, 5}, later);
     CHECK(allowed < WGF_RATELIMIT_PACKETS_BURSTABLE);
+    free(rl);
+}
+
+WGF_TEST(ratelimiter_by_port_and_allowing_when_full)
+{
+    struct wgf_ratelimiter *rl = malloc(sizeof(*rl));
+    CHECK(rl != NULL);
+    if (rl == NULL)
+        return;
+    wgf_ratelimiter_init(rl, 1);
+    const uint8_t a[4] = {192, 0, 2, 1};
+    uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8};
+    uint64_t t = SEC;
+    int p1 = 0, p2 = 0, six = 0, six_other = 0;
+    for (int i = 0; i < 10; i++) {
+        p1 += wgf_ratelimiter_allow_port(rl, 4, a, 51820, t);
+        p2 += wgf_ratelimiter_allow_port(rl, 4, a, 51821, t); /* the same address, another port */
+        six += wgf_ratelimiter_allow_port(rl, 6, v6, 1, t);
+        six_other += wgf_ratelimiter_allow_port(rl, 6, v6, 2, t);
+    }
+    CHECK(p1 == WGF_RATELIMIT_PACKETS_BURSTABLE && p2 == WGF_RATELIMIT_PACKETS_BURSTABLE);
+    CHECK(six == WGF_RATELIMIT_PACKETS_BURSTABLE && six_other == WGF_RATELIMIT_PACKETS_BURSTABLE);
+    /* Full: a new source is let through (unlimited), not refused. */
+    for (uint32_t i = 0; wgf_ratelimiter_count(rl) < WGF_RATELIMIT_MAX_ENTRIES; i++)
+        wgf_ratelimiter_allow_port(rl, 4, (const uint8_t[]){10, 0, (uint8_t)(i >> 8), (uint8_t)i},
+                                   (uint16_t)(i >> 16), t);
+    int allowed = 0;
+    for (int i = 0; i < 10; i++)
+        allowed += wgf_ratelimiter_allow_port(rl, 4, (const uint8_t[]){11, 0, 0, 1}, 9, t);
+    CHECK(allowed == 10);
+    CHECK(wgf_ratelimiter_count(rl) == WGF_RATELIMIT_MAX_ENTRIES);
     free(rl);
 }

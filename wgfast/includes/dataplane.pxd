@@ -65,7 +65,7 @@ cdef extern from "dataplane.h" nogil:
         uint64_t handshake_messages_up, events_up, event_signals
         uint64_t tun_super_read, tun_super_written
         uint64_t udp_gso_sends, udp_gso_refused, udp_gro_receives
-        uint64_t keypairs_zeroed, staged_held, cookie_replies_sent
+        uint64_t keypairs_zeroed, staged_held, cookie_replies_sent, cookie_replies_limited
         uint64_t drops[1]  # WGF_DROP_COUNT entries; Cython only needs the name
 
     struct wgf_dp_time_limits:
