@@ -154,12 +154,11 @@ def test_garbage_datagrams_are_dropped_and_the_tunnel_survives(netns_pool: Netns
     # The transfer's payload arrived through the tunnel after the garbage.
     assert int(dump_peer(a)[5]) - rx_before >= TRANSFER_BYTES
 
-    # The protocol core also logs each rejection.
-    assert wait_for(
-        lambda: log_file.read_text().count("dropped datagram") - drops_before >= right_size, 5
-    ), (log_file.read_text().count("dropped datagram") - drops_before, right_size)
-    print(f"garbage sent: {total} datagrams ({result.stdout.strip()}); protocol-core drops "
-          f"logged: {log_file.read_text().count('dropped datagram') - drops_before}")  # fmt: skip
+    # None of it reached the protocol core, which logs each rejection it makes (the data plane
+    # counts its own, a flood's worth of log lines would be a flood of its own).
+    logged = log_file.read_text().count("dropped datagram") - drops_before
+    assert logged == 0, logged
+    print(f"garbage sent: {total} datagrams ({result.stdout.strip()})")
 
 
 # Sends argv[3] over TCP in 64 KiB chunks, pausing 10 ms after each, so the transfer lasts long
