@@ -281,7 +281,8 @@ struct wgf_index_table *wgf_dp_index_table(struct wgf_dp *dp);
 int wgf_dp_event_fd(struct wgf_dp *dp);
 void wgf_dp_events_ack(struct wgf_dp *dp);
 
-/* A type 1, 2 or 3 datagram and where it came from. */
+/* A type 1, 2 or 3 datagram the DoS defence admitted (dataplane_handshake.c), and where it came
+ * from. */
 struct wgf_dp_handshake_msg {
     uint32_t len;
     union wgf_dp_endpoint source;
