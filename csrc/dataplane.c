@@ -141,6 +141,7 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
         WGF_REJECT_AFTER_TIME_NS - WGF_KEEPALIVE_TIMEOUT_NS - WGF_REKEY_TIMEOUT_NS;
     pthread_mutex_init(&dp->lock, NULL);
     pthread_mutex_init(&dp->queue_lock, NULL);
+    pthread_mutex_init(&dp->admit_lock, NULL);
     pthread_mutex_init(&dp->control_lock, NULL);
     pthread_mutex_init(&dp->pause_lock, NULL);
     pthread_cond_init(&dp->pause_cond, NULL);
@@ -155,6 +156,12 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     dp->queue = calloc(WGF_DP_HANDSHAKE_QUEUE, sizeof(*dp->queue));
     dp->allowedips = wgf_allowedips_new();
     dp->index = wgf_index_table_new();
+    dp->ratelimiter = malloc(sizeof(*dp->ratelimiter));
+    dp->reply_limiter = malloc(sizeof(*dp->reply_limiter));
+    if (dp->ratelimiter != NULL)
+        wgf_ratelimiter_init(dp->ratelimiter, 0);
+    if (dp->reply_limiter != NULL)
+        wgf_ratelimiter_init(dp->reply_limiter, 1);
     dp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     dp->rx_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -164,7 +171,8 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
         wgf_dp_free(dp);
         return err;
     }
-    if (!dp->pool || !dp->queue || !dp->allowedips || !dp->index) {
+    if (!dp->pool || !dp->queue || !dp->allowedips || !dp->index || !dp->ratelimiter ||
+        !dp->reply_limiter) {
         wgf_dp_free(dp);
         return -ENOMEM;
     }
@@ -215,11 +223,17 @@ void wgf_dp_free(struct wgf_dp *dp)
     if (dp->queue != NULL) /* handshake messages are public, but cheap to wipe */
         wgf_memzero(dp->queue, WGF_DP_HANDSHAKE_QUEUE * sizeof(*dp->queue));
     free(dp->queue);
+    wgf_cookie_checker_wipe(&dp->cookies); /* the cookie secret dies with the data plane */
+    if (dp->ratelimiter != NULL)
+        wgf_memzero(dp->ratelimiter, sizeof(*dp->ratelimiter));
+    free(dp->ratelimiter);
+    free(dp->reply_limiter);
     free(dp->pool);
     free(dp->tx_mem);
     free(dp->rx_mem);
     pthread_mutex_destroy(&dp->lock);
     pthread_mutex_destroy(&dp->queue_lock);
+    pthread_mutex_destroy(&dp->admit_lock);
     pthread_mutex_destroy(&dp->control_lock);
     pthread_mutex_destroy(&dp->pause_lock);
     pthread_cond_destroy(&dp->pause_cond);
@@ -599,6 +613,11 @@ const char *wgf_dp_drop_name(int reason)
         [WGF_DROP_TUN_WRITE] = "tun_write",
         [WGF_DROP_CONTROL_QUEUE_FULL] = "control_queue_full",
         [WGF_DROP_BAD_OFFLOAD] = "bad_offload",
+        [WGF_DROP_NO_IDENTITY] = "no_identity",
+        [WGF_DROP_UNKNOWN_HANDSHAKE_INDEX] = "unknown_handshake_index",
+        [WGF_DROP_BAD_MAC1] = "bad_mac1",
+        [WGF_DROP_COOKIE_REQUIRED] = "cookie_required",
+        [WGF_DROP_RATE_LIMITED] = "rate_limited",
     };
     return reason >= 0 && reason < WGF_DROP_COUNT ? names[reason] : "unknown";
 }

@@ -173,9 +173,21 @@ unsigned wgf_dp_get_offloads(struct wgf_dp *dp);
 
 /* ---- the device's identity ---- */
 
-/* Whether the device has a private key. Without one no peer can start a handshake, so packets
- * staged meanwhile count against WGF_DP_STRANDED_MAX. */
-void wgf_dp_set_identity(struct wgf_dp *dp, int present);
+/* The device's public key (NULL: it has no private key), handed down whenever the private key
+ * changes. Without one every handshake datagram is dropped and no peer can start a handshake,
+ * so packets staged meanwhile count against WGF_DP_STRANDED_MAX. With one, initiations and
+ * responses must carry mac1 keyed with HASH(LABEL_MAC1 || public_key), and cookie replies are
+ * sealed with HASH(LABEL_COOKIE || public_key) (cookie.h). Returns 0. */
+int wgf_dp_set_identity(struct wgf_dp *dp, const uint8_t *public_key);
+
+/* Under load (dataplane_handshake.c): the control queue holds WGF_DP_UNDER_LOAD_QUEUE datagrams
+ * or more, or did within WGF_DP_UNDER_LOAD_AFTER_NS. Then initiations and responses need a valid
+ * mac2 (else a cookie reply answers them) and pass a per-source token bucket (ratelimiter.h). */
+#define WGF_DP_UNDER_LOAD_QUEUE (WGF_DP_HANDSHAKE_QUEUE / 8)
+#define WGF_DP_UNDER_LOAD_AFTER_NS WGF_NSEC_PER_SEC
+int wgf_dp_under_load(struct wgf_dp *dp);
+/* For tests: replaces the cookie secret (born now). 0. */
+int wgf_dp_set_cookie_secret(struct wgf_dp *dp, const uint8_t secret[32]);
 
 /* ---- peers, handshakes and keypairs (any thread) ---- */
 
@@ -280,7 +292,8 @@ struct wgf_index_table *wgf_dp_index_table(struct wgf_dp *dp);
 int wgf_dp_event_fd(struct wgf_dp *dp);
 void wgf_dp_events_ack(struct wgf_dp *dp);
 
-/* A type 1, 2 or 3 datagram and where it came from. */
+/* A type 1, 2 or 3 datagram the DoS defence admitted (dataplane_handshake.c), and where it came
+ * from. */
 struct wgf_dp_handshake_msg {
     uint32_t len;
     union wgf_dp_endpoint source;
@@ -339,6 +352,12 @@ enum wgf_dp_drop {
     WGF_DROP_TUN_WRITE,          /* receive: write to TUN failed */
     WGF_DROP_CONTROL_QUEUE_FULL, /* a handshake datagram found its queue full */
     WGF_DROP_BAD_OFFLOAD,        /* send: a TUN read with a bad virtio header / super-packet */
+    /* Handshake datagrams refused before the control queue (dataplane_handshake.c): */
+    WGF_DROP_NO_IDENTITY,             /* the device has no private key */
+    WGF_DROP_UNKNOWN_HANDSHAKE_INDEX, /* a response or cookie reply for no handshake of ours */
+    WGF_DROP_BAD_MAC1,                /* mac1 did not verify */
+    WGF_DROP_COOKIE_REQUIRED,         /* under load without a valid mac2: a cookie reply went */
+    WGF_DROP_RATE_LIMITED,            /* under load, valid mac2, but its source had no token */
     WGF_DROP_COUNT
 };
 const char *wgf_dp_drop_name(int reason);
@@ -362,6 +381,8 @@ struct wgf_dp_stats {
     uint64_t udp_gro_receives;      /* receives that returned several datagrams */
     uint64_t keypairs_zeroed;       /* keypairs zeroed on schedule */
     uint64_t staged_held;           /* a gauge: staged buffers held now (of WGF_DP_STAGED_POOL) */
+    uint64_t cookie_replies_sent;   /* cookie replies handed to the socket */
+    uint64_t cookie_replies_limited; /* cookie_required drops left unanswered (reply limit) */
     uint64_t drops[WGF_DROP_COUNT];
 };
 void wgf_dp_get_stats(struct wgf_dp *dp, struct wgf_dp_stats *out);

@@ -7,8 +7,10 @@
 #include <sys/socket.h>
 
 #include "byteorder.h"
+#include "cookie.h"
 #include "dataplane.h"
 #include "memzero.h"
+#include "ratelimiter.h"
 
 /* Slots of a peer's keypair storage. A keypair keeps its slot for life, so the index table's
  * {peer, slot} entries never move; previous/current/next only name slots. */
@@ -163,12 +165,23 @@ struct wgf_dp {
     struct mmsghdr rx_msgs[WGF_DP_BATCH];
     struct iovec rx_iov[WGF_DP_BATCH];
     union wgf_dp_endpoint rx_from[WGF_DP_BATCH];
+    /* Cookie replies made while handling one batch, sent together after it. */
+    size_t n_replies;
+    uint8_t replies[WGF_DP_BATCH][WGF_COOKIE_REPLY_LEN];
+    union wgf_dp_endpoint reply_to[WGF_DP_BATCH];
 
     /* Handshake datagrams up to Python (dataplane_events.c). */
     pthread_mutex_t queue_lock;
     struct wgf_dp_handshake_msg *queue;
     size_t queue_head, queue_count;
     int signalled; /* atomic: event_fd was written and not yet acknowledged */
+
+    /* Handshake admission (dataplane_handshake.c): the DoS defence's state, under admit_lock. */
+    pthread_mutex_t admit_lock;
+    struct wgf_cookie_checker cookies;  /* our mac1/cookie keys and the cookie secret */
+    struct wgf_ratelimiter *ratelimiter;   /* handshakes with a valid mac2, by /32 or /64 */
+    struct wgf_ratelimiter *reply_limiter; /* cookie replies, by address and port */
+    uint64_t last_under_load_ns;        /* 0: never under load */
 
     struct wgf_dp_stats stats; /* every field updated and read with relaxed atomics */
 };
@@ -225,6 +238,17 @@ void wgf_dp_flush_signals(struct wgf_dp *dp);
 /* 0, or -1 when the queue is full (counted). Takes queue_lock only. */
 int wgf_dp_queue_handshake(struct wgf_dp *dp, const uint8_t *data, size_t len,
                            const union wgf_dp_endpoint *source);
+
+/* dataplane_peer.c: the identity came or went; every peer's stranded state follows. Under
+ * dp->lock. */
+void wgf_dp_identity_changed(struct wgf_dp *dp);
+
+/* dataplane_handshake.c: a type 1, 2 or 3 datagram of the right size meets the DoS defence and
+ * goes to the control queue, or is dropped (counted), or answered with a cookie reply. */
+void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
+                            const union wgf_dp_endpoint *source);
+/* Sends the cookie replies admission made during a batch (sendmmsg, one call per family). */
+void wgf_dp_send_cookie_replies(struct wgf_dp *dp);
 
 /* dataplane_send.c */
 /* Reserves kp's next n counters for bufs[0..n) (packets at WGF_DATA_HEADER_LEN, lens[i] bytes)

@@ -384,14 +384,11 @@ int wgf_dp_peer_get_endpoint(struct wgf_dp *dp, uint32_t id, union wgf_dp_endpoi
     return 0;
 }
 
-void wgf_dp_set_identity(struct wgf_dp *dp, int present)
+void wgf_dp_identity_changed(struct wgf_dp *dp)
 {
-    pthread_mutex_lock(&dp->lock);
-    dp->identity = present != 0;
     for (size_t i = 0; i < dp->peer_cap; i++)
         if (dp->peers[i] != NULL)
             update_stranded(dp, dp->peers[i]);
-    pthread_mutex_unlock(&dp->lock);
 }
 
 int wgf_dp_peer_begin_handshake(struct wgf_dp *dp, uint32_t id, uint32_t *index)

@@ -1,6 +1,6 @@
 /* UDP -> TUN: recvmmsg a batch; transport data is opened in place one run per keypair, checked
  * against the replay window and the peer's allowed IPs, and written to TUN; handshake messages
- * are copied up to the control queue. Nothing here allocates or calls Python. */
+ * go through the DoS defence (dataplane_handshake.c) to the control queue. Nothing here allocates or calls Python. */
 #define _GNU_SOURCE /* sendmmsg, recvmmsg */
 #include <errno.h>
 #include <string.h>
@@ -316,11 +316,13 @@ void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n)
             if (len != handshake_size(word))
                 WGF_DP_DROP(dp, WGF_DROP_BAD_SIZE, 1);
             else
-                wgf_dp_queue_handshake(dp, b, len, &dp->rx_from[i]);
+                wgf_dp_admit_handshake(dp, b, len, &dp->rx_from[i]);
         } else {
             WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1);
         }
     }
+    if (dp->n_replies > 0)
+        wgf_dp_send_cookie_replies(dp);
     if (nd > 0)
         handle_data(dp, data, nd);
 }

@@ -7,4 +7,5 @@ layer's own extension, wgfast.bench._cbench.
 """
 
 include "aead.pxi"
+include "cookie.pxi"
 include "dataplane.pxi"

@@ -19,6 +19,8 @@ DP_STAGED_MAX = WGF_DP_STAGED_MAX
 DP_STAGED_POOL = WGF_DP_STAGED_POOL
 DP_STRANDED_MAX = WGF_DP_STRANDED_MAX
 DP_HANDSHAKE_QUEUE = WGF_DP_HANDSHAKE_QUEUE
+DP_UNDER_LOAD_QUEUE = WGF_DP_UNDER_LOAD_QUEUE
+DP_UNDER_LOAD_AFTER = WGF_DP_UNDER_LOAD_AFTER_NS / 1e9  # seconds
 DP_MTU_MIN = WGF_DP_MTU_MIN
 DP_MTU_MAX = WGF_DP_MTU_MAX
 # Offload flags (dataplane.h); TUN_USO is reported, never asked for.
@@ -231,9 +233,26 @@ cdef class DataPlane:
         """Does what the data plane's timers have due (the loop does it by itself)."""
         wgf_dp_run_timers(self._live())
 
-    def set_identity(self, bint present) -> None:
-        """Whether the device has a private key (without one, staged packets are stranded)."""
-        wgf_dp_set_identity(self._live(), present)
+    def set_identity(self, public_key: bytes | None) -> None:
+        """The device's public key, or None without a private key: handshake datagrams are then
+        all dropped, and staged packets are stranded. With one, the data plane checks mac1 (and
+        under load mac2, answering with cookie replies) before anything reaches take_events."""
+        cdef const uint8_t[::1] key
+        if public_key is None:
+            wgf_dp_set_identity(self._live(), NULL)
+            return
+        key = public_key
+        wgf_dp_set_identity(self._live(), fixed_bytes(key, 32, "public key"))
+
+    @property
+    def under_load(self) -> bool:
+        """Whether the data plane is under load now (the control queue at or over
+        DP_UNDER_LOAD_QUEUE, or within DP_UNDER_LOAD_AFTER seconds of it)."""
+        return bool(wgf_dp_under_load(self._live()))
+
+    def set_cookie_secret(self, const uint8_t[::1] secret) -> None:
+        """For tests: a known cookie secret, born now."""
+        wgf_dp_set_cookie_secret(self._live(), fixed_bytes(secret, 32, "secret"))
 
     def add_peer(self, uint32_t peer) -> None:
         _dp_check(wgf_dp_peer_add(self._live(), peer), "add peer")
@@ -424,5 +443,7 @@ cdef class DataPlane:
             "udp_gso_sends": s.udp_gso_sends, "udp_gso_refused": s.udp_gso_refused,
             "udp_gro_receives": s.udp_gro_receives,
             "keypairs_zeroed": s.keypairs_zeroed, "staged_held": s.staged_held,
+            "cookie_replies_sent": s.cookie_replies_sent,
+            "cookie_replies_limited": s.cookie_replies_limited,
             "drops": {wgf_dp_drop_name(r).decode(): s.drops[r] for r in range(WGF_DROP_COUNT)},
         }

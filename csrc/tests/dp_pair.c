@@ -2,6 +2,9 @@
 #define _GNU_SOURCE
 #include "dp_pair.h"
 
+#include "../blake2s.h"
+#include "../cookie.h"
+
 #include <arpa/inet.h>
 #include <poll.h>
 #include <string.h>
@@ -37,11 +40,22 @@ void dp_side_open(struct dp_side *s, uint32_t peer, const char *peer_ip, unsigne
     }
     s->udp = dp_udp_socket(&s->addr);
     CHECK(wgf_dp_new(&s->dp, s->tun[0], s->udp, -1, mtu) == 0);
-    wgf_dp_set_identity(s->dp, 1);
+    wgf_dp_set_identity(s->dp, DP_TEST_PUBLIC_KEY);
     CHECK(wgf_dp_peer_add(s->dp, peer) == 0);
     uint8_t a[4];
     inet_pton(AF_INET, peer_ip, a);
     CHECK(wgf_allowedips_insert(wgf_dp_allowedips(s->dp), WGF_IP4, a, 32, peer) == 0);
+}
+
+const uint8_t dp_test_public_key[32] = {0x70, 0x75, 0x62, 0x6c, 0x69, 0x63}; /* "public" */
+
+void dp_add_mac1(uint8_t *msg, size_t len)
+{
+    uint8_t key[WGF_KEY_LEN], in[8 + 32];
+    memcpy(in, WGF_LABEL_MAC1, 8);
+    memcpy(in + 8, dp_test_public_key, 32);
+    wgf_blake2s(key, sizeof(key), in, sizeof(in), NULL, 0);
+    wgf_mac(msg + len - 2 * WGF_MAC_LEN, key, sizeof(key), msg, len - 2 * WGF_MAC_LEN);
 }
 
 void dp_side_close(struct dp_side *s)

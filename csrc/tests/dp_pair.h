@@ -21,6 +21,12 @@ struct dp_side {
 
 /* A UDP socket on 127.0.0.1 with large buffers; *addr gets its address. */
 int dp_udp_socket(struct sockaddr_in *addr);
+
+/* The public key every test side has (any 32 bytes do: mac1 keys are derived from it). */
+extern const uint8_t dp_test_public_key[32];
+#define DP_TEST_PUBLIC_KEY dp_test_public_key
+/* Fills in mac1 of a handshake message (len bytes) addressed to a test side; mac2 stays. */
+void dp_add_mac1(uint8_t *msg, size_t len);
 /* Opens a side with peer `peer` routing peer_ip/32 (and large TUN buffers). */
 void dp_side_open(struct dp_side *s, uint32_t peer, const char *peer_ip, unsigned mtu);
 void dp_side_close(struct dp_side *s);

@@ -386,6 +386,8 @@ WGF_TEST(dataplane_replayed_tampered_unknown_are_counted_drops)
     memset(t, 0, 148);
     t[0] = 1;
     sendto(sniffer, t, 147, 0, (struct sockaddr *)&b.addr, sizeof(b.addr)); /* bad initiation */
+    sendto(sniffer, t, 148, 0, (struct sockaddr *)&b.addr, sizeof(b.addr)); /* no mac1 */
+    dp_add_mac1(t, 148);
     sendto(sniffer, t, 148, 0, (struct sockaddr *)&b.addr, sizeof(b.addr)); /* initiation */
     dp_pump(&a, &b, 2);
 
@@ -395,6 +397,7 @@ WGF_TEST(dataplane_replayed_tampered_unknown_are_counted_drops)
     CHECK(st.drops[WGF_DROP_UNKNOWN_INDEX] == 1);
     CHECK(st.drops[WGF_DROP_BAD_SIZE] == 2);
     CHECK(st.drops[WGF_DROP_BAD_TYPE] == 1);
+    CHECK(st.drops[WGF_DROP_BAD_MAC1] == 1);
     CHECK(st.rx_packets == 1 && st.handshake_messages_up == 1);
     CHECK(dp_tun_read(&b, got, sizeof(got)) == -1);
     CHECK(dp_signalled(&b));

@@ -199,8 +199,8 @@ class _RecordingDataPlane:
         host = ipaddress.ip_address(endpoint[0])  # what the skin does with it
         self.calls.append(("set_endpoint", peer, str(host), endpoint[1]))
 
-    def set_identity(self, present: bool) -> None:
-        self.calls.append(("set_identity", present))
+    def set_identity(self, public_key: bytes | None) -> None:
+        self.calls.append(("set_identity", public_key is not None))
 
     def end_handshake(self, peer: int) -> None:
         pass

@@ -3,9 +3,12 @@
 Every datagram of an input (see fuzz_common.split_datagrams) is sent over loopback UDP to a
 compiled DataPlane (a SOCK_SEQPACKET socketpair stands in for the TUN), which is stepped with
 `run_once`: it opens transport data itself (index lookup, ChaCha20-Poly1305, replay window,
-allowed-IPs check) and hands handshake-type datagrams up through `take_events`, which go to the
-responder's DeviceState.receive exactly as wgfastd's device does (under load when the input's
-flag says so, so cookie replies and mac2 are exercised): its receiver indices are the data
+allowed-IPs check) and checks handshake-type datagrams (mac1 with B's public key; cookie replies
+and responses need an index of ours; under load, mac2, cookie replies and the rate limit) before
+handing them up through `take_events`, which go to the responder's DeviceState.receive exactly as
+wgfastd's device does. The input's FLAG_UNDER_LOAD bit is ignored: "under load" is the data
+plane's own decision (its queue filling) and its cookie path is tested in C
+(csrc/tests/test_dataplane_admission.c). The responder's receiver indices are the data
 plane's (begin_handshake, end_handshake, index_owner) and the keypairs it derives are installed
 there (InstallKeypair -> install_keypair, then wiped). The same datagram also goes straight to an
 initiator's DeviceState that has just sent the initiation wireguard-go answered in the fixture
@@ -44,7 +47,6 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fuzz_common import (  # noqa: E402
     FIXTURE,
-    FLAG_UNDER_LOAD,
     KEYS,
     crash_on_logged_exceptions,
     split_datagrams,
@@ -109,7 +111,7 @@ class PacketPath:
         self.sender.bind(("127.0.0.1", 0))
         self.tun.setblocking(False)
         self.dp = _native.DataPlane(self.dp_tun.fileno(), self.udp.fileno(), -1, MTU)
-        self.dp.set_identity(True)
+        self.dp.set_identity(b.public)
         self.dp.add_peer(PEER_ID)
         self.dp.add_allowed_ip(PEER_ID, "10.99.0.0/24")
         self.dp.set_endpoint(PEER_ID, self.sender.getsockname())
@@ -224,14 +226,12 @@ class PacketPath:
                                      f"{packet[:64].hex()}")
 
     def one(self, data: bytes) -> None:
-        flags, datagrams = split_datagrams(data)
-        under_load = bool(flags & FLAG_UNDER_LOAD)
+        _flags, datagrams = split_datagrams(data)
         self._refresh_keypair()
         self._arm_initiator()
         for datagram in datagrams:
             self.now += 0.001
-            self._note_initiator(self.initiator.receive(datagram, FAKE_SOURCE, self.now,
-                                                        under_load))
+            self._note_initiator(self.initiator.receive(datagram, FAKE_SOURCE, self.now))
             try:
                 self.sender.sendto(self._to_dataplane(datagram), self.udp.getsockname())
             except OSError:  # larger than a UDP datagram can be: nothing to deliver
@@ -246,8 +246,7 @@ class PacketPath:
             for payload, source in handshakes:
                 if payload != datagram:
                     raise AssertionError("the data plane passed up another datagram")
-                self._carry_out_responder(self.responder.receive(payload, source, self.now,
-                                                                 under_load))
+                self._carry_out_responder(self.responder.receive(payload, source, self.now))
         self._drain_tun()
         while select.select([self.sender], [], [], 0)[0]:
             self.sender.recv(65536)  # keepalives or anything else the data plane sent back

@@ -17,14 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzz_common import (  # noqa: E402
     CORPUS_ROOT,
     FIXTURE,
-    FLAG_UNDER_LOAD,
     KEYS,
     join_datagrams,
     wgfast_import_path,
 )
 
 wgfast_import_path()
-from wgfast.protocol.cookie import CookieChecker  # noqa: E402
+from wgfast import _native  # noqa: E402
 
 INITIATION = bytes.fromhex(FIXTURE["initiation_from_wireguard_go"]["message"])
 OWN_INITIATION = bytes.fromhex(FIXTURE["response_from_wireguard_go"]["initiation"])
@@ -38,11 +37,11 @@ def b64(name: str) -> str:
 
 
 def packet_seeds() -> dict[str, bytes]:
-    cookie_reply = CookieChecker(KEYS["b_public"]).make_reply(
-        OWN_INITIATION, SENDER_INDEX, ("192.0.2.1", 51820), 0.0)
+    # The reply the data plane's C makes (source 192.0.2.1:51820 as cookies hash it).
+    cookie_reply = _native.CookieChecker(KEYS["b_public"]).make_reply(
+        OWN_INITIATION, bytes([192, 0, 2, 1]) + (51820).to_bytes(2, "big"), 0)
     return {
         "initiation": join_datagrams(0, [INITIATION]),
-        "initiation_under_load": join_datagrams(FLAG_UNDER_LOAD, [INITIATION]),
         "response": join_datagrams(0, [RESPONSE]),
         "transport": join_datagrams(0, [TRANSPORT]),
         "transport_replayed": join_datagrams(0, [TRANSPORT, TRANSPORT]),

@@ -85,10 +85,9 @@ def test_packet_seeds_reach_the_handshake_and_data_code() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    # A real wireguard-go initiation makes the responder stage a keypair; under load it only
-    # earns a cookie reply.
+    # A real wireguard-go initiation passes the data plane's mac1 check and makes the responder
+    # stage a keypair (under load, the cookie path, is the data plane's: tested in C).
     assert report["initiation"]["responder_has_next"]
-    assert report["initiation_under_load"]["responder_drops"] == {"cookie_required": 1}
     # wireguard-go's response completes the initiator's handshake; a cookie reply is stored.
     assert report["response"]["initiator_has_current"]
     assert report["cookie_reply"]["initiator_has_cookie"]

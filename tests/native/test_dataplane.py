@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ from support.dataplane import (
     ip4_packet,
     open_side,
     wait_readable,
+    with_mac1,
 )
 from wgfast import _native as native
 
@@ -122,10 +124,15 @@ def test_handshake_messages_go_up_with_their_source(pair: tuple[Side, Side]) -> 
     a.start()
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender.bind(("127.0.0.1", 0))
-    initiation = b"\x01\0\0\0" + os.urandom(144)
-    response = b"\x02\0\0\0" + os.urandom(88)
-    cookie = b"\x03\0\0\0" + os.urandom(60)
-    for msg in (initiation, response, cookie, initiation[:100], b"\x05" * 40, b""):
+    ours = struct.pack("<I", a.dp.begin_handshake(PEER))  # the index of a handshake in flight
+    initiation = with_mac1(b"\x01\0\0\0" + os.urandom(144))
+    response = with_mac1(b"\x02\0\0\0" + os.urandom(4) + ours + os.urandom(80))
+    cookie = b"\x03\0\0\0" + ours + os.urandom(56)
+    # What the data plane refuses before the queue: no mac1, and a response or cookie reply
+    # for no index of ours.
+    refused = (initiation[:-32] + bytes(32), response[:8] + bytes(4) + response[12:],
+               cookie[:4] + bytes(4) + cookie[8:])
+    for msg in (initiation, response, cookie, initiation[:100], b"\x05" * 40, b"", *refused):
         sender.sendto(msg, a.addr)
     assert wait_readable(a.dp.event_fd)
     time.sleep(0.1)
@@ -135,6 +142,7 @@ def test_handshake_messages_go_up_with_their_source(pair: tuple[Side, Side]) -> 
     assert peer_events == []
     drops = a.dp.stats()["drops"]
     assert drops["bad_size"] == 1 and drops["bad_type"] == 2
+    assert drops["bad_mac1"] == 1 and drops["unknown_handshake_index"] == 2
     sender.close()
 
 
@@ -465,7 +473,7 @@ def test_a_device_without_sockets_runs(pair: tuple[Side, Side]) -> None:
     dp = native.DataPlane(dp_end.fileno())
     side = Side(dp, test_end, dp_end, a.udp)
     try:
-        dp.set_identity(True)
+        dp.set_identity(bytes(32))
         dp.add_peer(PEER)
         dp.add_allowed_ip(PEER, "10.0.0.2/32")
         dp.set_endpoint(PEER, b.addr)
@@ -512,14 +520,14 @@ def test_stranded_packets_share_a_quarter_of_the_pool() -> None:
         return [dp.peer_info(p)["staged"] for p in peers]
 
     try:
-        dp.set_identity(False)
+        dp.set_identity(None)
         for peer in peers:
             dp.set_endpoint(peer, ("127.0.0.1", 9))
             stage(peer)
         assert sum(staged()) == native.DP_STRANDED_MAX  # not 400: the rest overflowed
         assert dp.stats()["drops"]["staged_overflow"] == 400 - native.DP_STRANDED_MAX
         # With a private key they may start handshakes: the pool is theirs.
-        dp.set_identity(True)
+        dp.set_identity(bytes(32))
         stage(PEER + 3)
         assert staged()[3] == 100
         assert sum(staged()) == native.DP_STRANDED_MAX + 100
@@ -630,7 +638,7 @@ udp.bind(("0.0.0.0", int(port)))
 for opt in (33, 32):  # SO_RCVBUFFORCE, SO_SNDBUFFORCE: ~7 MB, as wireguard-go
     udp.setsockopt(socket.SOL_SOCKET, opt, 7 << 20)
 dp = native.DataPlane(fd, udp.fileno(), -1, 1420)
-dp.set_identity(True)
+dp.set_identity(bytes(32))
 dp.add_peer(1)
 dp.add_allowed_ip(1, peer_net)
 dp.set_endpoint(1, (peer_ip, int(peer_port)))

@@ -74,7 +74,7 @@ def rig() -> Iterator[Rig]:
     remote = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     remote.bind(("127.0.0.1", 0))
     dp = native.DataPlane(dp_end.fileno(), udp.fileno(), -1, 1420)
-    dp.set_identity(True)
+    dp.set_identity(bytes(32))
     dp.add_peer(PEER)
     dp.set_endpoint(PEER, remote.getsockname())
     dp.add_allowed_ip(PEER, "10.0.0.2/32")
@@ -176,7 +176,7 @@ def test_the_responder_does_not_rekey_on_age(rig: Rig) -> None:
     peer_udp.bind(("127.0.0.1", 0))
     peer = native.DataPlane(peer_dp_tun.fileno(), peer_udp.fileno(), -1, 1420)
     try:
-        peer.set_identity(True)
+        peer.set_identity(bytes(32))
         peer.add_peer(PEER)
         peer.add_allowed_ip(PEER, "10.0.0.1/32")
         peer.set_endpoint(PEER, rig.udp.getsockname())

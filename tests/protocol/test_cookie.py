@@ -1,101 +1,115 @@
-"""mac1/mac2 and cookie replies: the under-load flow end to end, secret rotation, cookie expiry,
-rate limiting, and the cookie reply checked against an independent XChaCha20-Poly1305 (PyNaCl)."""
+"""mac1/mac2 and cookie replies across the two sides that now live in two places: the protocol
+core sends (wgfast.protocol.cookie.CookieJar adds the macs, consumes the cookie replies to its
+own handshakes) and the data plane's C checks what arrives and makes cookie replies
+(csrc/cookie.c, through wgfast._native.CookieChecker). Each is held to the protocol's definition
+with independent code: hashlib's BLAKE2s for mac1, mac2 and the cookie, PyNaCl's
+XChaCha20-Poly1305 for the cookie reply. The rate limiter, the under-load rule and the admission
+order are tested in C (csrc/tests/test_ratelimiter.c, test_dataplane_admission.c)."""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import struct
 
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
 
 from support.handshake import A_ADDR, B_ADDR, make_pair, only
-from wgfast.protocol.cookie import CookieChecker, CookieJar, address_bytes
+from wgfast import _native
+from wgfast.protocol.cookie import CookieJar
 from wgfast.protocol.outputs import InstallKeypair, Transmit
 
 NO_MAC2 = bytes(16)
+SEC = 10**9
+SECRET = bytes(range(200, 232))
 
 
 def blake2s(*parts: bytes, key: bytes = b"", size: int = 32) -> bytes:
     return hashlib.blake2s(b"".join(parts), key=key, digest_size=size).digest()
 
 
-def test_address_bytes():
-    assert address_bytes(("192.0.2.1", 51820)) == bytes([192, 0, 2, 1]) + (51820).to_bytes(2, "big")
-    assert len(address_bytes(("2001:db8::1", 1))) == 18
-    assert address_bytes(("not an ip", 1)) == b""
+def source(address: tuple[str, int]) -> bytes:
+    """The address as cookies hash it: IP bytes || big-endian port (the kernel's choice)."""
+    return ipaddress.ip_address(address[0]).packed + address[1].to_bytes(2, "big")
 
 
-def test_cookie_flow_end_to_end():
-    a, b, wall = make_pair()
+def test_mac1_known_answer_on_both_sides():
+    a, b, _ = make_pair()
     init = only(a.initiate(b.public_key, 0.0), Transmit).data
+    # The protocol's definition: mac1 = MAC(HASH(LABEL_MAC1 || S_pub_responder), msg[0:116]).
+    assert init[116:132] == blake2s(init[:116], key=blake2s(b"mac1----", b.public_key), size=16)
     assert init[132:148] == NO_MAC2
+    checker = _native.CookieChecker(b.public_key)
+    assert checker.check(init, source(A_ADDR), 0, False) == _native.MAC_VALID_NO_COOKIE
+    flipped = init[:10] + bytes([init[10] ^ 1]) + init[11:]
+    assert checker.check(flipped, source(A_ADDR), 0, False) == _native.MAC_INVALID
+    assert _native.CookieChecker(a.public_key).check(init, b"", 0, False) == _native.MAC_INVALID
+    # The keyed MAC itself, on lengths across BLAKE2s's block boundary.
+    for n in (0, 1, 63, 64, 65, 116, 132, 200):
+        data, key = bytes(range(n % 256)) * (n // 256 + 1), bytes(range(7, 39))
+        assert _native.blake2s_mac(key, data[:n]) == blake2s(data[:n], key=key, size=16)
+        assert _native.blake2s_mac(key[:16], data[:n]) == blake2s(data[:n], key=key[:16], size=16)
 
-    # Under load, B answers with a cookie reply instead of a response.
-    reply = only(b.receive(init, A_ADDR, 0.0, under_load=True), Transmit)
-    assert reply.peer is None and reply.destination == A_ADDR
-    assert len(reply.data) == 64 and reply.data[:4] == b"\x03\x00\x00\x00"
-    assert struct.unpack_from("<I", reply.data, 4)[0] == struct.unpack_from("<I", init, 4)[0]
-    assert b.drops["cookie_required"] == 1
 
-    # Independent check of the reply: XChaCha20-Poly1305 under HASH("cookie--" || S_pub_b),
-    # AD = mac1 of the initiation, plaintext = the 16-byte cookie.
+def test_cookie_reply_from_c_opens_with_pynacl_and_completes_the_handshake():
+    a, b, _ = make_pair()
+    init = only(a.initiate(b.public_key, 0.0), Transmit).data
+    checker = _native.CookieChecker(b.public_key)
+    checker.set_secret(SECRET, 0)
+    reply = checker.make_reply(init, source(A_ADDR), 1)
+    assert len(reply) == 64 and reply[:4] == b"\x03\x00\x00\x00"
+    assert struct.unpack_from("<I", reply, 4) == struct.unpack_from("<I", init, 4)
+    # XChaCha20-Poly1305 under HASH(LABEL_COOKIE || S_pub_b), AD = the initiation's mac1; the
+    # plaintext is the cookie, MAC(secret, source).
     cookie = crypto_aead_xchacha20poly1305_ietf_decrypt(
-        reply.data[32:64], init[116:132], reply.data[8:32],
-        blake2s(b"cookie--", b.public_key))
-    assert len(cookie) == 16
+        reply[32:64], init[116:132], reply[8:32], blake2s(b"cookie--", b.public_key))
+    assert cookie == blake2s(source(A_ADDR), key=SECRET, size=16)
 
-    # A stores the cookie; its retry carries mac2 = MAC(cookie, msg[:132]).
-    assert a.receive(reply.data, B_ADDR, 0.1) == []
+    # A (Python) stores it; its retry carries mac2 = MAC(cookie, msg[0:132]), which C accepts.
+    assert a.receive(reply, B_ADDR, 0.1) == []
     assert a.drops == {}
-    retry = [o for o in a.tick(5.4) if isinstance(o, Transmit)]
-    assert len(retry) == 1
-    retry_data = retry[0].data
-    assert retry_data[132:148] == blake2s(retry_data[:132], key=cookie, size=16)
-
-    # Still under load, B now accepts and responds.
-    resp = only(b.receive(retry_data, A_ADDR, 5.4, under_load=True), Transmit)
-    assert len(resp.data) == 92
+    retry = only([o for o in a.tick(5.4) if isinstance(o, Transmit)], Transmit).data
+    assert retry[132:148] == blake2s(retry[:132], key=cookie, size=16)
+    assert checker.check(retry, source(A_ADDR), 2, True) == _native.MAC_VALID_WITH_COOKIE
+    # Bound to the source: from another port or address it is not our cookie.
+    assert checker.check(retry, source((A_ADDR[0], 1)), 2, True) == _native.MAC_VALID_NO_COOKIE
+    assert checker.check(retry, source(B_ADDR), 2, True) == _native.MAC_VALID_NO_COOKIE
+    # The core completes the handshake the data plane admitted.
+    resp = only(b.receive(retry, A_ADDR, 5.4), Transmit)
     assert any(isinstance(o, InstallKeypair) for o in a.receive(resp.data, B_ADDR, 5.4))
 
 
-def test_mac2_ignored_when_not_under_load_and_cookie_bound_to_source():
+def test_cookie_secret_rotates_after_max_age_in_c():
     a, b, _ = make_pair()
     init = only(a.initiate(b.public_key, 0.0), Transmit).data
-    reply = only(b.receive(init, A_ADDR, 0.0, under_load=True), Transmit).data
+    checker = _native.CookieChecker(b.public_key)
+    checker.set_secret(SECRET, 0)
+    reply = checker.make_reply(init, source(A_ADDR), 0)
     a.receive(reply, B_ADDR, 0.0)
-    retry = [o for o in a.tick(6.0) if isinstance(o, Transmit)][0].data
-    # From another source address, the cookie does not match: another cookie reply.
-    other = ("192.0.2.99", 51820)
-    assert only(b.receive(retry, other, 6.0, under_load=True), Transmit).data[:1] == b"\x03"
-    assert b.drops["cookie_required"] == 2
+    retry = only([o for o in a.tick(5.4) if isinstance(o, Transmit)], Transmit).data
+    max_age = _native.COOKIE_SECRET_MAX_AGE_NS
+    assert max_age == 120 * SEC  # COOKIE_SECRET_MAX_AGE
+    assert checker.check(retry, source(A_ADDR), max_age - 1, True) == _native.MAC_VALID_WITH_COOKIE
+    assert checker.check(retry, source(A_ADDR), max_age, True) == _native.MAC_VALID_NO_COOKIE
 
 
-def test_cookie_secret_rotates_after_max_age():
-    checker = CookieChecker(bytes(32))
-    first = checker.make_cookie(A_ADDR, 0.0)
-    assert checker.make_cookie(A_ADDR, 119.9) == first
-    assert checker.make_cookie(A_ADDR, 120.0) != first
-    assert checker.make_cookie(B_ADDR, 120.0) != checker.make_cookie(A_ADDR, 120.0)
-
-
-def test_stale_secret_makes_old_cookie_fail():
+def test_sender_stops_using_a_cookie_before_the_secret_rotates():
     a, b, wall = make_pair()
     init = only(a.initiate(b.public_key, 0.0), Transmit).data
-    reply = only(b.receive(init, A_ADDR, 0.0, under_load=True), Transmit).data
+    reply = _native.CookieChecker(b.public_key).make_reply(init, source(A_ADDR), 0)
     a.receive(reply, B_ADDR, 0.0)
     # The responder's secret rotates at 120 s; the initiator stops using the cookie at 115 s.
     jar = a.peers[b.public_key].cookie_jar
     assert jar.has_fresh_cookie(114.9) and not jar.has_fresh_cookie(115.0)
-    wall.ns += 200 * 10**9
+    wall.ns += 200 * SEC
     late = only(a.initiate(b.public_key, 116.0), Transmit).data
     assert late[132:148] == NO_MAC2
-    assert only(b.receive(late, A_ADDR, 116.0, under_load=True), Transmit).data[:1] == b"\x03"
 
 
 def test_cookie_reply_rejections():
     a, b, _ = make_pair()
     init = only(a.initiate(b.public_key, 0.0), Transmit).data
-    reply = only(b.receive(init, A_ADDR, 0.0, under_load=True), Transmit).data
+    reply = _native.CookieChecker(b.public_key).make_reply(init, source(A_ADDR), 0)
     tampered = reply[:40] + bytes([reply[40] ^ 1]) + reply[41:]
     assert a.receive(tampered, B_ADDR, 0.0) == []
     assert a.drops["decrypt_failed"] == 1
@@ -104,39 +118,14 @@ def test_cookie_reply_rejections():
     assert a.drops["unexpected_cookie"] == 1
 
 
-def test_rate_limited_under_load_with_valid_cookie():
-    a, b, wall = make_pair()
-    init = only(a.initiate(b.public_key, 0.0), Transmit).data
-    reply = only(b.receive(init, A_ADDR, 0.0, under_load=True), Transmit).data
-    a.receive(reply, B_ADDR, 0.0)
-    admitted = 0
-    for i in range(10):
-        wall.ns += 10**9
-        retry = only(a.initiate(b.public_key, 10.0 + 10 * i), Transmit).data
-        if b.receive(retry, A_ADDR, 1.0 + i * 0.001, under_load=True):
-            admitted += 1
-    # The limiter admits a burst of 5 from this source (the 1st completes, the next 4 are
-    # within 20 ms of it: flood); the other 5 are rate limited before any Noise work.
-    assert b.drops["rate_limited"] == 5
-    assert admitted == 1 and b.drops["handshake_flood"] == 4
-    assert b.drops["cookie_required"] == 1
-
-
-def test_jar_and_checker_agree():
+def test_jar_macs_match_the_definition_for_a_response_too():
     responder_pub = bytes(range(32))
-    checker = CookieChecker(responder_pub)
     jar = CookieJar(responder_pub)
-    message = bytes(range(60)) + bytes(32)
+    message = bytes(range(60)) + bytes(32)  # a response's 60 bytes, macs zero
     with_macs = jar.add_macs(message, 0.0)
-    assert checker.check_mac1(with_macs)
-    assert not checker.check_mac1(with_macs[:-33] + b"\xff" + with_macs[-32:])
-
-
-def test_load_tracker_stays_under_load_for_a_second():
-    from wgfast.protocol.device_state import LoadTracker
-
-    tracker = LoadTracker(queue_capacity=4096)
-    assert not tracker.under_load(511, 0.0)
-    assert tracker.under_load(512, 0.0)
-    assert tracker.under_load(0, 0.99)
-    assert not tracker.under_load(0, 1.0)
+    assert with_macs[60:76] == blake2s(message[:60], key=blake2s(b"mac1----", responder_pub),
+                                       size=16)
+    checker = _native.CookieChecker(responder_pub)
+    assert checker.check(with_macs, b"", 0, False) == _native.MAC_VALID_NO_COOKIE
+    assert checker.check(with_macs[:-33] + b"\xff" + with_macs[-32:], b"", 0,
+                         False) == _native.MAC_INVALID

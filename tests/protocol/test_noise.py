@@ -207,14 +207,14 @@ def test_bad_length_and_bad_type():
     assert b.drops["bad_type"] == 2
 
 
-def test_bad_mac1():
+def test_tampered_initiation_fails_in_the_noise_step():
+    # mac1 is the data plane's to check (csrc/cookie.c); a tampered body that got past it
+    # still fails to decrypt here.
     a, b, _ = make_pair()
     init = only(a.initiate(b.public_key, 0.0), Transmit).data
-    tampered = init[:116] + bytes([init[116] ^ 1]) + init[117:]
-    assert b.receive(tampered, A_ADDR, 0.0) == []
-    body_tampered = init[:10] + bytes([init[10] ^ 1]) + init[11:]
+    body_tampered = init[:40] + bytes([init[40] ^ 1]) + init[41:]
     assert b.receive(body_tampered, A_ADDR, 0.0) == []
-    assert b.drops["bad_mac1"] == 2
+    assert b.drops["decrypt_failed"] == 1
 
 
 def test_decrypt_failed_initiation_and_response():
@@ -302,12 +302,12 @@ def test_initiation_rate_limited_to_one_per_rekey_timeout():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=200), st.sampled_from([1, 2, 3, 4, 0, 255]), st.booleans())
-def test_random_datagrams_never_raise(data, kind, under_load):
+@given(st.binary(max_size=200), st.sampled_from([1, 2, 3, 4, 0, 255]))
+def test_random_datagrams_never_raise(data, kind):
     _, b, _ = make_pair()
     datagram = bytes([kind, 0, 0, 0]) + data
     for d in (data, datagram):
-        assert isinstance(b.receive(d, A_ADDR, 0.0, under_load=under_load), list)
+        assert isinstance(b.receive(d, A_ADDR, 0.0), list)
     assert b.drops["internal_error"] == 0
 
 

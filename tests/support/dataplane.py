@@ -8,6 +8,7 @@ own thread (Side.start).
 
 from __future__ import annotations
 
+import hashlib
 import select
 import socket
 import struct
@@ -21,6 +22,16 @@ PEER = 7
 MTU = 1420
 KEY_A = bytes(range(32))
 KEY_B = bytes(range(100, 132))
+# The device's public key as the daemon hands it down: the data plane checks mac1 with it.
+PUBLIC_KEY = bytes(range(32))
+
+
+def with_mac1(message: bytes, public_key: bytes = PUBLIC_KEY) -> bytes:
+    """message with mac1 for a device of public_key (hashlib, the protocol's definition)."""
+    at = len(message) - 32
+    key = hashlib.blake2s(b"mac1----" + public_key).digest()
+    mac1 = hashlib.blake2s(message[:at], key=key, digest_size=16).digest()
+    return message[:at] + mac1 + message[at + 16:]
 
 
 def ip4_packet(src: str, dst: str, length: int, seed: int = 0) -> bytes:
@@ -75,7 +86,7 @@ def open_side(peer_ip: str) -> Side:
     udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     udp.bind(("127.0.0.1", 0))
     dp = native.DataPlane(dp_end.fileno(), udp.fileno(), -1, MTU)
-    dp.set_identity(True)  # the device has a private key, as the daemon tells it
+    dp.set_identity(PUBLIC_KEY)  # the device has a private key, as the daemon tells it
     dp.add_peer(PEER)
     dp.add_allowed_ip(PEER, f"{peer_ip}/32")
     return Side(dp, test_end, dp_end, udp)

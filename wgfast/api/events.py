@@ -78,7 +78,8 @@ class PeerRemoved(PeerEvent):
 @dataclass(frozen=True)
 class DropSummary(Event):
     """Drops since the previous summary, by reason: the data plane's (`dataplane`: bad_type,
-    auth, replay, ...) and the handshake core's (`handshake`: bad_mac1, ...)."""
+    auth, replay, bad_mac1, cookie_required, ...) and the handshake core's (`handshake`:
+    decrypt_failed, ...)."""
 
     dataplane: dict[str, int] = field(default_factory=dict)
     handshake: dict[str, int] = field(default_factory=dict)

@@ -7,9 +7,9 @@ TAI64N timestamp is newer than the last). Three operations:
 
 - "initiation": the initiator builds a handshake initiation (ephemeral key, two DH, AEAD seal,
   mac1).
-- "response": the responder consumes an initiation (mac1, two DH, AEAD open, timestamp check)
-  and answers (ephemeral key, two DH, KDF3, AEAD seal, mac1, transport keypair). Initiations are
-  made outside the timed loop.
+- "response": the responder consumes an initiation (two DH, AEAD open, timestamp check; its
+  mac1 is the data plane's to check, in C, and not timed here) and answers (ephemeral key, two
+  DH, KDF3, AEAD seal, mac1, transport keypair). Initiations are made outside the timed loop.
 - "full": initiation, response, and the initiator consuming the response (two DH, keypair),
   back to back: one complete handshake, both sides' work on one core.
 

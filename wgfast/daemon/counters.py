@@ -10,7 +10,9 @@ first peer: `wg show` is unaffected and `wgfast show --json` lists them under "c
 - wgfast_drop_<reason>: datagrams or packets the data plane dropped (csrc/dataplane.h
   enum wgf_dp_drop, e.g. bad_type, bad_size, unknown_index, auth, replay, no_peer).
 - wgfast_handshake_drop_<reason>: handshake-type datagrams the protocol core rejected
-  (wgfast.drop.DropReason, e.g. bad_mac1, decrypt_failed; and internal_error).
+  (wgfast.protocol.drop.DropReason, e.g. decrypt_failed, stale_timestamp; and internal_error);
+  bad_mac1, cookie_required, rate_limited and unknown_handshake_index are the data plane's
+  (wgfast_drop_*), counted before the protocol core sees anything.
 - wgfast_dp_<stat>: the data plane's other statistics (syscalls, packets per sendmmsg /
   recvmmsg, calls up into Python...).
 

@@ -5,8 +5,11 @@ Who owns what:
 - The data plane (wgfast._native.DataPlane, csrc/dataplane*.c) exists for the interface's whole
   life and runs `run()` on its own thread with the GIL released: TUN <-> UDP, sealing, opening,
   replay, roaming, and the transport keypairs (install, rotation, confirmation, expiry,
-  zeroing) with the per-packet rekey decisions. It owns the receiver-index space too.
-- This class, on the event loop, owns `DeviceState` (handshakes, cookies, timers). When the data
+  zeroing) with the per-packet rekey decisions. It owns the receiver-index space too, and the
+  DoS defence in front of the handshakes: mac1, "under load", cookie replies and the per-source
+  rate limit are decided in C before a datagram is queued for Python.
+- This class, on the event loop, owns `DeviceState` (handshakes, the cookies we are sent,
+  timers). When the data
   plane's event fd is readable it takes what waits there: handshake datagrams go through
   `DeviceState.receive`; peer events (activity, handshake wanted, keypair confirmed, keys
   zeroed, endpoint changed) go to the `DeviceState.on_*` handlers. Keypairs go down with
@@ -54,7 +57,7 @@ from wgfast.daemon.counters import (
 from wgfast.daemon.link import LinkState, LinkWatcher, follow_link, interface_index, read_link_state
 from wgfast.daemon.tun import TunDevice
 from wgfast.daemon.udp import UDPSockets
-from wgfast.protocol.device_state import DeviceState, LoadTracker
+from wgfast.protocol.device_state import DeviceState
 from wgfast.protocol.messages import (
     KEEPALIVE_TIMEOUT,
     REJECT_AFTER_TIME,
@@ -83,7 +86,6 @@ from wgfast.uapi import (
 
 log = logging.getLogger(__name__)
 
-CONTROL_QUEUE_CAPACITY = _native.DP_HANDSHAKE_QUEUE  # the load tracker's 1/8 is of this
 HANDSHAKES_PER_WAKEUP = 256  # datagrams taken per wake-up before yielding to the loop
 PEER_EVENTS_PER_WAKEUP = 1024
 ACTIVITY_REPORT = 0.1 * TEST_TIME_SCALE  # how late the timers may hear of traffic, seconds
@@ -226,7 +228,6 @@ class Interface:
         self.peer_ids: dict[bytes, int] = {}
         self.peer_publics: dict[int, bytes] = {}
         self.state = DeviceState(index=_DataplaneIndexSpace(self))
-        self.load = LoadTracker(CONTROL_QUEUE_CAPACITY)
         self.sockets: UDPSockets | None = None
         self._runtime = _Runtime(AllowedIPs(_Routes(self.dataplane)))
         self._next_id = 1
@@ -497,7 +498,8 @@ class Interface:
         outputs: list[Output] = []
         if target.private_key != rt.private_key:
             outputs += self.state.set_private_key(target.private_key)  # sessions end
-            self.dataplane.set_identity(target.private_key is not None)
+            # The data plane checks mac1 (and makes cookie replies) with our public key.
+            self.dataplane.set_identity(self.state.public_key)
             rt.private_key = target.private_key
         wanted = {p.public_key: p for p in target.peers}
         # replace_peers removes every peer first (wireguard-go and the kernel do): those named
@@ -622,14 +624,13 @@ class Interface:
                 self._carry_out(self._on_peer_event(event, now), now)
             except Exception:
                 log.exception("internal error handling a data-plane event")
-        waiting = len(handshakes)
+        # The data plane admitted these (mac1, cookies and the rate limit under load): each one
+        # is worth the Noise step.
         for data, source in handshakes:
-            waiting -= 1
             if source is None:
                 continue
             try:
-                under_load = self.load.under_load(waiting + 1, now)
-                outputs = self.state.receive(data, source, now, under_load)
+                outputs = self.state.receive(data, source, now)
                 if self.state.received_from is not None:
                     self._count_handshake(self.state.received_from, rx=len(data))
                 self._carry_out(outputs, now)

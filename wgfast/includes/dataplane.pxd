@@ -65,7 +65,7 @@ cdef extern from "dataplane.h" nogil:
         uint64_t handshake_messages_up, events_up, event_signals
         uint64_t tun_super_read, tun_super_written
         uint64_t udp_gso_sends, udp_gso_refused, udp_gro_receives
-        uint64_t keypairs_zeroed, staged_held
+        uint64_t keypairs_zeroed, staged_held, cookie_replies_sent, cookie_replies_limited
         uint64_t drops[1]  # WGF_DROP_COUNT entries; Cython only needs the name
 
     struct wgf_dp_time_limits:
@@ -92,7 +92,11 @@ cdef extern from "dataplane.h" nogil:
     int wgf_dp_set_offloads(wgf_dp *dp, unsigned flags)
     unsigned wgf_dp_get_offloads(wgf_dp *dp)
 
-    void wgf_dp_set_identity(wgf_dp *dp, int present)
+    int wgf_dp_set_identity(wgf_dp *dp, const uint8_t *public_key)
+    int wgf_dp_under_load(wgf_dp *dp)
+    int wgf_dp_set_cookie_secret(wgf_dp *dp, const uint8_t *secret)
+    int WGF_DP_UNDER_LOAD_QUEUE
+    uint64_t WGF_DP_UNDER_LOAD_AFTER_NS
     int wgf_dp_peer_add(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_remove(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_set_endpoint(wgf_dp *dp, uint32_t peer, const wgf_dp_endpoint *ep)

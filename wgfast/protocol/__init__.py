@@ -6,8 +6,8 @@ send and actions for the data plane out. Nothing here opens a socket, a file or 
     tai64n       handshake timestamps
     aead         the handshake's AEADs, from the compiled core
     noise        Noise_IKpsk2: key derivation and the four handshake steps
-    cookie       mac1, mac2 and cookie replies
-    ratelimiter  the per-source token bucket for handshakes under load
+    cookie       mac1 and mac2 on what we send, cookie replies to our handshakes (checking
+                 what arrives, cookies and the rate limit under load are the data plane's)
     index_space  receiver indices: the contract with the data plane, which owns them
     timers       one peer's timers as a state machine, fed by the data plane's reports
     outputs      what the core asks its caller to do (keypairs go down to the data plane)

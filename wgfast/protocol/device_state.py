@@ -1,26 +1,22 @@
 """The device's sans-I/O protocol object: handshake datagrams, data-plane events and a clock in,
 outputs out.
 
-`DeviceState.receive(datagram, source, now, under_load)` handles message types 1-3 (transport
-data is the data plane's and never comes here). Every rejection is a counted drop in `drops`
+`DeviceState.receive(datagram, source, now)` handles message types 1-3 (transport data is the
+data plane's and never comes here). Every rejection is a counted drop in `drops`
 (a Counter keyed by `DropReason`) and a debug log line; no exception escapes `receive`, `tick`,
 `initiate` or the event handlers (an unexpected one is logged and counted as `internal_error`).
 
-Handshake admission, in the kernel's order:
+Handshake admission, in the kernel's order: the DoS defence comes first and is the data
+plane's, in C before its control queue (csrc/dataplane_handshake.c: mac1, and under load mac2
+with cookie replies and the per-source rate limit; responses and cookie replies only for an
+index of ours). What reaches `receive` passed it; here follow
 1. parse (bad_length / bad_type);
-2. mac1 must verify (bad_mac1);
-3. under load only: mac2 must carry our current cookie for the source, else a cookie reply is sent
-   and the message dropped (cookie_required); with a valid cookie, the per-source rate limiter
-   must admit it (rate_limited);
-4. the Noise step itself (decrypt_failed, unknown_peer, stale_timestamp, handshake_flood, ...).
+2. the Noise step itself (decrypt_failed, unknown_peer, stale_timestamp, handshake_flood, ...),
+   or for a cookie reply, opening it with the mac1 we last sent that peer.
 
 What the data plane reports (`on_activity`, `on_handshake_wanted`, `on_keypair_confirmed`,
 `on_keys_zeroed`, `on_endpoint_changed`) feeds each peer's timers and handshake; the data plane
 rotates, confirms, expires and zeroes the transport keypairs by itself.
-
-Decision: the device (the I/O layer) decides whether it is under load, e.g. when its queue of
-pending handshakes is over 1/8 full, and keeps saying so for UNDER_LOAD_AFTER_TIME afterwards;
-`LoadTracker` below implements that rule for it.
 
 Clocks: `now` is monotonic float seconds passed into every call; `wall_clock_ns` (injectable) is
 only used for TAI64N timestamps and last-handshake times.
@@ -36,12 +32,9 @@ from collections.abc import Callable
 
 from wgfast.keys import KeyPair
 from wgfast.protocol import noise
-from wgfast.protocol.cookie import CookieChecker, MacState
 from wgfast.protocol.drop import DropReason
 from wgfast.protocol.index_space import IndexSpace, LocalIndexSpace
 from wgfast.protocol.messages import (
-    MAX_QUEUED_INCOMING_HANDSHAKES,
-    UNDER_LOAD_AFTER_TIME,
     CookieReply,
     HandshakeInitiation,
     HandshakeResponse,
@@ -49,29 +42,13 @@ from wgfast.protocol.messages import (
     TransportHeader,
     parse,
 )
-from wgfast.protocol.outputs import Address, ExpireKeypairs, Output, SendKeepalive, Transmit
+from wgfast.protocol.outputs import Address, ExpireKeypairs, Output, SendKeepalive
 from wgfast.protocol.peer import Peer
-from wgfast.protocol.ratelimiter import RateLimiter
 from wgfast.protocol.timers import Activity, default_jitter
 
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "internal_error"
-
-
-class LoadTracker:
-    """Under load while the handshake queue is over 1/8 full, and for 1 s after (kernel rule)."""
-
-    def __init__(self, queue_capacity: int = MAX_QUEUED_INCOMING_HANDSHAKES) -> None:
-        self.threshold = queue_capacity // 8
-        self._last_under_load: float | None = None
-
-    def under_load(self, queue_length: int, now: float) -> bool:
-        if queue_length >= self.threshold:
-            self._last_under_load = now
-            return True
-        return (self._last_under_load is not None
-                and now - self._last_under_load < UNDER_LOAD_AFTER_TIME)
 
 
 class DeviceState:
@@ -80,8 +57,7 @@ class DeviceState:
                  random_bytes: Callable[[int], bytes] = os.urandom,
                  index: IndexSpace | None = None,
                  ephemeral_source: Callable[[], bytes | None] = lambda: None,
-                 jitter: Callable[[], float] = default_jitter,
-                 ratelimiter: RateLimiter | None = None) -> None:
+                 jitter: Callable[[], float] = default_jitter) -> None:
         """`index` is the receiver-index space (the data plane's, in the daemon; by default one
         in memory). `ephemeral_source` returns the next ephemeral private key (None: a fresh
         random one); tests inject fixed keys through it for known-answer handshakes."""
@@ -90,7 +66,6 @@ class DeviceState:
         self.ephemeral_source = ephemeral_source
         self.jitter = jitter
         self.index: IndexSpace = index if index is not None else LocalIndexSpace()
-        self.ratelimiter = ratelimiter or RateLimiter()
         self.drops: Counter[str] = Counter()
         # The peer the datagram last given to receive() authenticated as (a handshake
         # initiation or response it consumed), else None: the caller counts the datagram in
@@ -98,7 +73,6 @@ class DeviceState:
         self.received_from: bytes | None = None
         self.peers: dict[bytes, Peer] = {}
         self.identity: noise.StaticIdentity | None = None
-        self.cookie_checker: CookieChecker | None = None
         if private_key is not None:
             self.set_private_key(private_key)
 
@@ -117,10 +91,8 @@ class DeviceState:
         outputs: list[Output] = []
         if private_key is None or not any(private_key):
             self.identity = None
-            self.cookie_checker = None
         else:
             self.identity = noise.StaticIdentity(KeyPair.from_private(private_key))
-            self.cookie_checker = CookieChecker(self.identity.public, self.random_bytes)
         for peer in list(self.peers.values()):
             if self.identity is not None and peer.public == self.identity.public:
                 self.remove_peer(peer.public)  # a peer cannot be ourselves
@@ -154,37 +126,25 @@ class DeviceState:
         log.debug("dropped datagram from %s: %s", source, reason)
         return []
 
-    def receive(self, datagram: bytes, source: Address, now: float,
-                under_load: bool = False) -> list[Output]:
+    def receive(self, datagram: bytes, source: Address, now: float) -> list[Output]:
+        """A handshake datagram the data plane admitted (see the module's docstring)."""
         self.received_from = None
         try:
-            return self._receive(datagram, source, now, under_load)
+            return self._receive(datagram, source, now)
         except Exception:  # a bug must not take the device down: count it and go on
             log.exception("internal error handling a datagram from %s", source)
             return self._drop(INTERNAL_ERROR, source)
 
-    def _receive(self, datagram: bytes, source: Address, now: float,
-                 under_load: bool) -> list[Output]:
+    def _receive(self, datagram: bytes, source: Address, now: float) -> list[Output]:
         msg = parse(datagram)
         if isinstance(msg, ParseFailure):
             return self._drop(msg.reason, source)
         if isinstance(msg, TransportHeader):
             return self._drop(DropReason.TRANSPORT_DATA, source)
-        if self.identity is None or self.cookie_checker is None:
+        if self.identity is None:  # the key went after the data plane admitted the datagram
             return self._drop(DropReason.NO_IDENTITY, source)
         if isinstance(msg, CookieReply):
             return self._receive_cookie_reply(msg, source, now)
-
-        state = self.cookie_checker.validate(msg.raw, source, now, check_cookie=under_load)
-        if state is MacState.INVALID_MAC:
-            return self._drop(DropReason.BAD_MAC1, source)
-        if under_load:
-            if state is not MacState.VALID_MAC_WITH_COOKIE:
-                reply = self.cookie_checker.make_reply(msg.raw, msg.sender_index, source, now)
-                self._drop(DropReason.COOKIE_REQUIRED, source)
-                return [Transmit(None, source, reply)]
-            if not self.ratelimiter.allow(source[0], now):
-                return self._drop(DropReason.RATE_LIMITED, source)
         if isinstance(msg, HandshakeInitiation):
             return self._receive_initiation(msg, source, now)
         return self._receive_response(msg, source, now)

@@ -1,6 +1,9 @@
 """Why the protocol core dropped an incoming datagram: one name per rejection path.
 
 The device keeps a counter per reason (`DeviceState.drops`); nothing the core rejects raises.
+What the data plane refuses before the core sees it (bad mac1, cookie required, rate limited, a
+response or cookie reply for no index of ours) is counted there (csrc/dataplane.h,
+enum wgf_dp_drop).
 """
 
 from __future__ import annotations
@@ -11,10 +14,6 @@ from enum import StrEnum
 class DropReason(StrEnum):
     BAD_LENGTH = "bad_length"
     BAD_TYPE = "bad_type"
-    BAD_MAC1 = "bad_mac1"
-    BAD_MAC2 = "bad_mac2"  # under load, with mac2 present but not matching our cookie
-    COOKIE_REQUIRED = "cookie_required"  # under load, no valid mac2: answered with a cookie reply
-    RATE_LIMITED = "rate_limited"
     DECRYPT_FAILED = "decrypt_failed"
     UNKNOWN_PEER = "unknown_peer"  # initiation decrypted to a static key we have no peer for
     UNKNOWN_INDEX = "unknown_index"

@@ -58,8 +58,9 @@ COOKIE_SECRET_LATENCY = 5.0
 INITIATIONS_PER_SECOND = 50
 MAX_TIMER_HANDSHAKES = round(REKEY_ATTEMPT_TIME / REKEY_TIMEOUT)  # 18 retransmissions
 MAX_STAGED_PACKETS = 128
-MAX_QUEUED_INCOMING_HANDSHAKES = 4096
-UNDER_LOAD_AFTER_TIME = 1.0
+# "Under load" (the queue of handshakes for us at 1/8 of its size, and UNDER_LOAD_AFTER_TIME
+# after) is the data plane's: WGF_DP_UNDER_LOAD_QUEUE and WGF_DP_UNDER_LOAD_AFTER_NS in
+# csrc/dataplane.h.
 
 # --- Cryptographic sizes ------------------------------------------------------------------------
 
