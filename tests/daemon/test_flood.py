@@ -34,8 +34,8 @@ and during each:
   read it (UDP RcvbufErrors in B's namespace, veth drops), within the few handshake messages
   the real peers exchanged meanwhile.
 
-CI runs FLOOD_RUNS = 3 per kind. The issue's measurement (10 runs per kind; prints the worst time
-to handshake per kind and the Python thread's CPU):
+CI runs FLOOD_RUNS = 1 per kind (about 12 s each). The issue's measurement (10 runs per kind;
+prints the worst time to handshake per kind and the Python thread's CPU):
 
     cd tests && WGFAST_FLOOD_RUNS=10 PYTHONPATH=.. pytest -p no:cacheprovider -q -s \
         daemon/test_flood.py -k kinds
@@ -58,7 +58,7 @@ from support.netns import NetnsPool
 from support.tunnel import Side, daemon_pid, dump_peer, first_ping, make_pair, ping
 from wgfast.protocol.messages import TEST_TIME_SCALE_ENV
 
-FLOOD_RUNS = int(os.environ.get("WGFAST_FLOOD_RUNS", "3"))
+FLOOD_RUNS = int(os.environ.get("WGFAST_FLOOD_RUNS", "1"))
 KINDS = ("bad_mac1", "valid_mac1", "cookie_garbage", "mix")
 TIME_SCALE = 0.04  # REKEY_AFTER_TIME 4.8 s, REJECT_AFTER_TIME 7.2 s, REKEY_TIMEOUT 0.2 s
 REKEY_PHASE = 6.5  # seconds of steady pings B -> A, past REKEY_AFTER_TIME
