@@ -225,6 +225,10 @@ class Interface:
         self.sockets: UDPSockets | None = None
         self._runtime = _Runtime(AllowedIPs(_Routes(self.dataplane)))
         self._next_id = 1
+        # The handshake message being handled: where it came from and the local address it came
+        # to (host, ifindex), so that what answers it leaves from that address.
+        self._received_from: Address | None = None
+        self._received_at: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: LinkWatcher | None = None
@@ -555,7 +559,7 @@ class Interface:
         for out in outputs:
             if isinstance(out, Transmit):
                 if self.sockets is not None:  # down: the handshake timers retry once up
-                    self.sockets.send(out.destination, out.data)
+                    self._transmit(out)
                 continue
             peer_id = self.peer_ids.get(out.peer)
             if peer_id is None:
@@ -572,11 +576,28 @@ class Interface:
             elif isinstance(out, ExpireKeypairs):
                 self.dataplane.expire_keypairs(peer_id)
 
+    def _local_source(self, destination: Address) -> tuple[str, int] | None:
+        """The local address the message being handled came to, if it came from destination
+        (an answer to it leaves from there, as the kernel's endpoint keeps its source)."""
+        return self._received_at if destination == self._received_from else None
+
+    def _transmit(self, out: Transmit) -> None:
+        """Sends a handshake message through the data plane, which knows the peer's source
+        address (learnt from its data) and falls back to the route's when it is gone."""
+        peer_id = self.peer_ids.get(out.peer, 0) if out.peer is not None else 0
+        try:
+            self.dataplane.send_datagram(peer_id, out.destination, out.data,
+                                         self._local_source(out.destination))
+        except (OSError, ValueError) as exc:  # no route, no socket: the handshake timers retry
+            log.debug("sending %d bytes to %s failed: %s", len(out.data), out.destination, exc)
+
     def _install(self, peer_id: int, out: InstallKeypair) -> None:
         peer = self.state.peers.get(out.peer)
         try:
             if peer is not None and peer.endpoint is not None:
-                self.dataplane.set_endpoint(peer_id, peer.endpoint)  # where the handshake was
+                # Where the handshake was, and the address of ours it came to.
+                self.dataplane.set_endpoint(peer_id, peer.endpoint,
+                                            self._local_source(peer.endpoint))
             self.dataplane.install_keypair(
                 peer_id, out.local_index, out.remote_index, out.send_key, out.receive_key,
                 out.is_initiator, round(out.created * NSEC_PER_SEC),
@@ -593,7 +614,8 @@ class Interface:
     def _on_events(self) -> None:
         try:
             handshakes, peer_events = self.dataplane.take_events(HANDSHAKES_PER_WAKEUP,
-                                                                 PEER_EVENTS_PER_WAKEUP)
+                                                                 PEER_EVENTS_PER_WAKEUP,
+                                                                 with_local=True)
         except ValueError:  # closed under us while stopping
             return
         now = time.monotonic()
@@ -606,15 +628,18 @@ class Interface:
             except Exception:
                 log.exception("internal error handling a data-plane event")
         waiting = len(handshakes)
-        for data, source in handshakes:
+        for data, source, local in handshakes:
             waiting -= 1
             if source is None:
                 continue
+            self._received_from, self._received_at = source, local
             try:
                 under_load = self.load.under_load(waiting + 1, now)
                 self._carry_out(self.state.receive(data, source, now, under_load), now)
             except Exception:  # one bad message must not stop the device
                 log.exception("internal error handling a handshake message")
+            finally:
+                self._received_from = self._received_at = None
         self._schedule_tick()  # what was left beyond the limits keeps the event fd readable
 
     def _on_peer_event(self, event: tuple, now: float) -> list[Output]:
