@@ -7,11 +7,16 @@
  *
  *   send     (dataplane_send.c)    read a batch from TUN into buffers with 16 bytes of headroom,
  *                                  route each destination through allowedips, write the data
- *                                  header in front, pad, seal one run per peer, sendmmsg.
+ *                                  header in front, pad, seal one run per peer, sendmmsg
+ *                                  from the peer's source address, the outer ECN field the
+ *                                  inner packet's (RFC 6040).
  *   receive  (dataplane_receive.c) recvmmsg a batch per UDP socket; transport data: receiver
  *                                  index -> keypair, replay check, open runs in place, replay
- *                                  update, promotion, roaming, inner-header and source checks,
- *                                  write to TUN. Handshake messages go up to the control queue.
+ *                                  update, promotion, roaming (endpoint and the local address
+ *                                  it talked to), inner-header and source checks, outer CE into
+ *                                  the inner header, write to TUN. Handshake messages go up to
+ *                                  the control queue with both addresses.
+ *   cmsg     (dataplane_cmsg.c)    source address and TOS control messages, both directions.
  *   peers    (dataplane_peer.c)    peers, their previous/current/next keypairs, staged packets,
  *                                  receiver indices.
  *   events   (dataplane_events.c)  what Python hears: handshake datagrams in a bounded queue,
