@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from support.netns import Netns, NetnsPool
+from support.netns import Netns, NetnsPool, wait_for
 from support.tunnel import Side, first_ping, make_pair, ping
 
 SECOND4, SECOND6 = "10.231.0.3", "fd00:231::3"  # on the responder's veth, never a route source
@@ -94,6 +94,24 @@ def test_replies_leave_from_the_address_the_peer_used(netns_pool, tmp_path, subj
     ping(initiator, responder.inner6, count=3)
     ping(responder, initiator.inner4, count=3)  # the responder speaks first, too
     # Every authenticated packet moves wireguard-go's endpoint to where it came from.
+    assert peer_endpoint(initiator) == host_port(second, responder.port)
+
+
+@pytest.mark.parametrize("outer", [4, 6])
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_the_handshake_response_leaves_from_the_address_the_peer_used(netns_pool, tmp_path,
+                                                                      subject, outer):
+    initiator, responder, second = pair_talking_to(netns_pool, tmp_path, subject, outer)
+    # A persistent keepalive starts the handshake with no traffic inside: for the next seconds
+    # the response is all the responder sends (its keepalive would wait 10 s).
+    initiator.wg("set", initiator.interface, "peer", responder.public_key,
+                 "persistent-keepalive", "25")  # fmt: skip
+
+    def handshake_done() -> bool:
+        latest = initiator.wg("show", initiator.interface, "latest-handshakes").split()
+        return len(latest) == 2 and latest[1] != "0"
+
+    assert wait_for(handshake_done, timeout=10)
     assert peer_endpoint(initiator) == host_port(second, responder.port)
 
 
