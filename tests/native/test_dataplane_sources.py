@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from support.dataplane import MTU, PEER, Side, handshake, ip4_packet, open_side, wait_readable
+from wgfast import _native as native
 
 LO = socket.if_nametoindex("lo")
 GONE = ("192.0.2.1", 0)  # not an address of this host
@@ -167,6 +168,36 @@ def test_ecn_goes_out_with_the_packet_and_congestion_comes_back_in() -> None:
             assert arrived[:1] + arrived[2:10] + arrived[12:] == sent[:1] + sent[2:10] + sent[12:]
             assert header_checksum_ok(arrived)
             wire.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0)
+    finally:
+        wire.close()
+        for s in (a, b):
+            s.close()
+
+
+def test_a_gso_batch_splits_where_the_ecn_field_changes() -> None:
+    """UDP GSO sends a run of equal-size datagrams with one control message: a run whose ECN
+    fields differ must go as several, each outer header with its own packet's field."""
+    a, b = open_side("10.0.0.2"), open_side("10.0.0.1")
+    wire = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        wire.bind(("127.0.0.1", 0))
+        wire.setsockopt(socket.IPPROTO_IP, IP_RECVTOS, 1)
+        wire.settimeout(2)
+        if not a.dp.set_offloads(native.DP_OFFLOAD_UDP_GSO) & native.DP_OFFLOAD_UDP_GSO:
+            pytest.skip("no UDP GSO")
+        a.dp.set_endpoint(PEER, wire.getsockname())
+        handshake(a, b)
+        fields = [ECT_0] * 4 + [CE] * 4 + [0] * 4 + [ECT_1] * 4
+        for n, ecn in enumerate(fields):  # queued before the loop runs: one batch
+            a.tun.send(ecn_packet("10.0.0.1", "10.0.0.2", ecn, n))
+        assert a.dp.run_once(1000) >= 0
+        seen = []
+        for _ in fields:
+            _, ancillary, _, _ = wire.recvmsg(MTU + 64, socket.CMSG_SPACE(4))
+            seen.append(ancillary[0][2][0] & 3)
+        assert seen == fields
+        stats = a.dp.stats()
+        assert stats["udp_gso_sends"] == 4 and stats["sendmmsg_packets"] == len(fields)
     finally:
         wire.close()
         for s in (a, b):
