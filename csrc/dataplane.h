@@ -208,10 +208,11 @@ int wgf_dp_peer_set_endpoint_from(struct wgf_dp *dp, uint32_t peer,
                                   const union wgf_dp_endpoint *ep, const struct wgf_dp_source *src);
 int wgf_dp_peer_get_source(struct wgf_dp *dp, uint32_t peer, struct wgf_dp_source *src);
 
-/* Sends one handshake-type datagram for the control plane on the socket of to's family, from
- * src when it is given (AF_INET/AF_INET6), else from the peer's source if peer (0: none) has one
- * and its endpoint is to. A source the host no longer has (EINVAL, EADDRNOTAVAIL, ENETUNREACH) is forgotten
- * (the peer's too) and the route chooses: the kernel's rule. 0 or -errno (-EAFNOSUPPORT: no
+/* Sends one handshake-type datagram (1 to WGF_DP_MSG_MAX bytes) for the control plane on the
+ * socket of to's family, from src when it is given (AF_INET/AF_INET6), else from the peer's
+ * source if peer (0: none) has one and its endpoint is to. A source the host no longer has (the
+ * send fails with EINVAL, EADDRNOTAVAIL or ENETUNREACH) is forgotten (the peer's too) and the
+ * route chooses: the kernel's rule. 0 or -errno (-EMSGSIZE: a bad length; -EAFNOSUPPORT: no
  * socket for to). Any thread. */
 int wgf_dp_send_datagram(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_endpoint *to,
                          const struct wgf_dp_source *src, const uint8_t *data, size_t len);

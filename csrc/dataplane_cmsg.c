@@ -118,7 +118,7 @@ void wgf_dp_cmsg_build(struct msghdr *m, uint8_t *space, int family,
 bool wgf_dp_source_gone(int err)
 {
     /* IPv4's route lookup refuses a source that is not local with ENETUNREACH (on the kernels
-     * tested; EINVAL in places), IPv6's pktinfo check with EINVAL. A retry without the source tells them apart
-     * from a destination without a route, at one more call. */
+     * tested; EINVAL in places), IPv6's pktinfo check with EINVAL. A retry without the source
+     * tells a gone source from a destination without a route, at one more call. */
     return err == EINVAL || err == EADDRNOTAVAIL || err == ENETUNREACH;
 }

@@ -15,9 +15,10 @@ static size_t padded_len(size_t len, unsigned mtu)
     return padded > mtu ? (len > mtu ? len : mtu) : padded;
 }
 
-int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
+/* Which of dp->out's arrays a datagram to ep goes to (see wgf_dp_out_family). */
+static int family_for(const struct wgf_dp *dp, const union wgf_dp_endpoint *ep)
 {
-    switch (p->endpoint.sa.sa_family) {
+    switch (ep->sa.sa_family) {
     case AF_INET:
         if (dp->udp4_fd >= 0)
             return WGF_DP_FAM4;
@@ -29,23 +30,28 @@ int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
     }
 }
 
-/* The peer's endpoint as the socket of fam wants it: an IPv4 endpoint on the IPv6 socket becomes
+int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
+{
+    return family_for(dp, &p->endpoint);
+}
+
+/* An endpoint as the socket of fam wants it: an IPv4 endpoint on the IPv6 socket becomes
  * ::ffff:a.b.c.d. */
-static socklen_t endpoint_for(const struct wgf_dp_peer *p, int fam, union wgf_dp_endpoint *to)
+static socklen_t endpoint_for(const union wgf_dp_endpoint *ep, int fam, union wgf_dp_endpoint *to)
 {
     memset(to, 0, sizeof(*to));
     if (fam == WGF_DP_FAM4) {
-        to->in4 = p->endpoint.in4;
+        to->in4 = ep->in4;
         return sizeof(to->in4);
     }
-    if (p->endpoint.sa.sa_family == AF_INET6) {
-        to->in6 = p->endpoint.in6;
+    if (ep->sa.sa_family == AF_INET6) {
+        to->in6 = ep->in6;
     } else {
         to->in6.sin6_family = AF_INET6;
-        to->in6.sin6_port = p->endpoint.in4.sin_port;
+        to->in6.sin6_port = ep->in4.sin_port;
         to->in6.sin6_addr.s6_addr[10] = 0xff;
         to->in6.sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&to->in6.sin6_addr.s6_addr[12], &p->endpoint.in4.sin_addr, 4);
+        memcpy(&to->in6.sin6_addr.s6_addr[12], &ep->in4.sin_addr, 4);
     }
     return sizeof(to->in6);
 }
@@ -62,7 +68,7 @@ void wgf_dp_seal_reserve(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp
     run->first_counter = kp->send_counter;
     kp->send_counter += n;
     run->fam = fam;
-    run->to_len = endpoint_for(p, fam, &run->to);
+    run->to_len = endpoint_for(&p->endpoint, fam, &run->to);
     run->peer = p->id;
     /* The source goes along when it fits the socket (not for an IPv4 endpoint that goes out as
      * v4-mapped on the IPv6 socket). */
@@ -154,8 +160,8 @@ void wgf_dp_out_drop_source(struct wgf_dp *dp, int fam, unsigned k)
         if (meta->peer != peer || memcmp(&meta->src, &gone, sizeof(gone)) != 0)
             continue;
         memset(&meta->src, 0, sizeof(meta->src));
-        wgf_dp_cmsg_build(&out->msgs[fam][j].msg_hdr, out->cmsg[fam][j], out->to[fam][j].sa.sa_family,
-                          NULL, meta->ecn, 0);
+        wgf_dp_cmsg_build(&out->msgs[fam][j].msg_hdr, out->cmsg[fam][j],
+                          out->to[fam][j].sa.sa_family, NULL, meta->ecn, 0);
     }
     WGF_DP_STAT_ADD(dp, source_forgotten, 1);
     wgf_dp_peer_forget_source(dp, peer, &gone);
@@ -417,14 +423,16 @@ static int send_one(int fd, const union wgf_dp_endpoint *to, socklen_t to_len,
 int wgf_dp_send_datagram(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_endpoint *to,
                          const struct wgf_dp_source *src, const uint8_t *data, size_t len)
 {
-    struct wgf_dp_peer probe;
+    union wgf_dp_endpoint ep; /* to, its padding zeroed, to compare with the peer's */
     struct wgf_dp_source source;
-    memset(&probe, 0, sizeof(probe));
+    memset(&ep, 0, sizeof(ep));
     memset(&source, 0, sizeof(source));
+    if (len == 0 || len > WGF_DP_MSG_MAX)
+        return -EMSGSIZE; /* handshake messages only */
     if (to->sa.sa_family == AF_INET)
-        probe.endpoint.in4 = to->in4;
+        ep.in4 = to->in4;
     else if (to->sa.sa_family == AF_INET6)
-        probe.endpoint.in6 = to->in6;
+        ep.in6 = to->in6;
     else
         return -EAFNOSUPPORT;
     if (src != NULL && src->family == (uint32_t)to->sa.sa_family) {
@@ -434,19 +442,18 @@ int wgf_dp_send_datagram(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_en
     } else if (peer != 0) {
         pthread_mutex_lock(&dp->lock);
         struct wgf_dp_peer *p = wgf_dp_peer_find(dp, peer);
-        if (p != NULL && memcmp(&p->endpoint, &probe.endpoint, sizeof(probe.endpoint)) == 0) {
+        if (p != NULL && memcmp(&p->endpoint, &ep, sizeof(ep)) == 0)
             source = p->source;
-        }
         pthread_mutex_unlock(&dp->lock);
     }
     /* The sockets are replaced only under control_lock (wgf_dp_set_sockets). */
     pthread_mutex_lock(&dp->control_lock);
-    int fam = wgf_dp_out_family(dp, &probe), err;
+    int fam = family_for(dp, &ep), err;
     if (fam < 0) {
         err = -EAFNOSUPPORT;
     } else {
         union wgf_dp_endpoint dest;
-        socklen_t dest_len = endpoint_for(&probe, fam, &dest);
+        socklen_t dest_len = endpoint_for(&ep, fam, &dest);
         int fd = fam == WGF_DP_FAM4 ? dp->udp4_fd : dp->udp6_fd;
         bool has_source = source.family == (uint32_t)dest.sa.sa_family;
         err = send_one(fd, &dest, dest_len, has_source ? &source : NULL, data, len);

@@ -42,10 +42,15 @@ WGF_TEST(ecn_decapsulation_follows_rfc6040_and_keeps_the_checksum)
     static const struct {
         uint8_t inner, outer, out;
     } cases[] = {
-        {WGF_ECN_ECT_0, WGF_ECN_CE, WGF_ECN_CE},       {WGF_ECN_ECT_1, WGF_ECN_CE, WGF_ECN_CE},
-        {WGF_ECN_CE, WGF_ECN_CE, WGF_ECN_CE},          {WGF_ECN_NOT_ECT, WGF_ECN_CE, WGF_ECN_NOT_ECT},
-        {WGF_ECN_ECT_0, WGF_ECN_ECT_1, WGF_ECN_ECT_1}, {WGF_ECN_ECT_0, WGF_ECN_ECT_0, WGF_ECN_ECT_0},
-        {WGF_ECN_CE, WGF_ECN_NOT_ECT, WGF_ECN_CE},     {WGF_ECN_ECT_1, WGF_ECN_NOT_ECT, WGF_ECN_ECT_1},
+        /* inner, outer: what the inner packet leaves the tunnel with */
+        {WGF_ECN_ECT_0, WGF_ECN_CE, WGF_ECN_CE},
+        {WGF_ECN_ECT_1, WGF_ECN_CE, WGF_ECN_CE},
+        {WGF_ECN_CE, WGF_ECN_CE, WGF_ECN_CE},
+        {WGF_ECN_NOT_ECT, WGF_ECN_CE, WGF_ECN_NOT_ECT}, /* the kernel's rule (RFC 6040: drop) */
+        {WGF_ECN_ECT_0, WGF_ECN_ECT_1, WGF_ECN_ECT_1},
+        {WGF_ECN_ECT_0, WGF_ECN_ECT_0, WGF_ECN_ECT_0},
+        {WGF_ECN_CE, WGF_ECN_NOT_ECT, WGF_ECN_CE},
+        {WGF_ECN_ECT_1, WGF_ECN_NOT_ECT, WGF_ECN_ECT_1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t v4[20], v6[40] = {0};
