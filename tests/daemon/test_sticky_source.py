@@ -141,11 +141,11 @@ def test_replies_leave_from_an_address_of_another_interface(netns_pool, tmp_path
     assert peer_endpoint(initiator) == host_port(other, responder.port)
 
 
-# wireguard-go drops a source only when the send fails with EINVAL, which IPv6 says; IPv4's
-# route lookup says ENETUNREACH for a source the host lacks (on the kernels here), so
-# wireguard-go keeps sending from the removed address. The kernel checks the address itself.
+# Debian's wireguard-go recovers when a send from a gone IPv6 source fails (EINVAL) but not
+# for IPv4, where this kernel's route lookup refuses the gone source with ENETUNREACH: it keeps
+# sending from the removed address. The kernel checks the address before it sends.
 WIREGUARD_GO_KEEPS_A_GONE_V4_SOURCE = pytest.mark.xfail(
-    strict=True, reason="wireguard-go retries without the source on EINVAL only")
+    strict=True, reason="wireguard-go keeps a removed IPv4 source (the send fails ENETUNREACH)")
 
 
 @pytest.mark.parametrize(("subject", "outer"), [
