@@ -90,10 +90,14 @@ void wgf_dp_cmsg_build(struct msghdr *m, uint8_t *space, int family,
         m->msg_controllen = 0;
         return;
     }
-    memset(space, 0, WGF_DP_CMSG_SPACE);
+    int tclass = ecn & WGF_ECN_MASK;
+    size_t pktinfo = family == AF_INET ? sizeof(struct in_pktinfo) : sizeof(struct in6_pktinfo);
+    /* Zero what the kernel will read (padding included), not the whole space: this runs per
+     * datagram. */
+    memset(space, 0, (has_src ? CMSG_SPACE(pktinfo) : 0) + (tclass ? CMSG_SPACE(sizeof(int)) : 0) +
+                         (segment ? CMSG_SPACE(sizeof(segment)) : 0));
     m->msg_control = space;
     m->msg_controllen = 0;
-    int tclass = ecn & WGF_ECN_MASK;
     if (family == AF_INET) {
         if (has_src) {
             struct in_pktinfo info = {.ipi_ifindex = 0, .ipi_spec_dst = src->addr.in4};
