@@ -57,6 +57,15 @@ static int set_nonblocking(int fd)
     return 0;
 }
 
+/* Each datagram's local address (sticky source) and TOS (ECN) come with it. */
+static void enable_socket_reports(int udp4_fd, int udp6_fd)
+{
+    if (udp4_fd >= 0)
+        wgf_dp_cmsg_enable(udp4_fd, AF_INET);
+    if (udp6_fd >= 0)
+        wgf_dp_cmsg_enable(udp6_fd, AF_INET6);
+}
+
 static size_t round16(size_t n)
 {
     return (n + 15) & ~(size_t)15;
@@ -122,6 +131,7 @@ int wgf_dp_new(struct wgf_dp **out, int tun_fd, int udp4_fd, int udp6_fd, unsign
     struct wgf_dp *dp = calloc(1, sizeof(*dp));
     if (dp == NULL)
         return -ENOMEM;
+    enable_socket_reports(udp4_fd, udp6_fd);
     dp->tun_fd = tun_fd;
     /* Not a TUN (a test's socketpair: one packet per read and write) counts as a plain one. */
     dp->tun_vnet_hdr = wgf_dp_tun_vnet_hdr(tun_fd) == 1;
@@ -326,6 +336,7 @@ int wgf_dp_set_sockets(struct wgf_dp *dp, int udp4_fd, int udp6_fd)
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0 && set_nonblocking(fds[i]) != 0)
             return -EINVAL;
+    enable_socket_reports(udp4_fd, udp6_fd);
     pause_loops(dp);
     dp->udp4_fd = udp4_fd;
     dp->udp6_fd = udp6_fd;

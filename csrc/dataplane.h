@@ -7,11 +7,16 @@
  *
  *   send     (dataplane_send.c)    read a batch from TUN into buffers with 16 bytes of headroom,
  *                                  route each destination through allowedips, write the data
- *                                  header in front, pad, seal one run per peer, sendmmsg.
+ *                                  header in front, pad, seal one run per peer, sendmmsg
+ *                                  from the peer's source address, the outer ECN field the
+ *                                  inner packet's (RFC 6040).
  *   receive  (dataplane_receive.c) recvmmsg a batch per UDP socket; transport data: receiver
  *                                  index -> keypair, replay check, open runs in place, replay
- *                                  update, promotion, roaming, inner-header and source checks,
- *                                  write to TUN. Handshake messages go up to the control queue.
+ *                                  update, promotion, roaming (endpoint and the local address
+ *                                  it talked to), inner-header and source checks, outer CE into
+ *                                  the inner header, write to TUN. Handshake messages go up to
+ *                                  the control queue with both addresses.
+ *   cmsg     (dataplane_cmsg.c)    source address and TOS control messages, both directions.
  *   peers    (dataplane_peer.c)    peers, their previous/current/next keypairs, staged packets,
  *                                  receiver indices.
  *   events   (dataplane_events.c)  what Python hears: handshake datagrams in a bounded queue,
@@ -92,6 +97,19 @@ union wgf_dp_endpoint {
     struct sockaddr sa;
     struct sockaddr_in in4;
     struct sockaddr_in6 in6;
+};
+
+/* The local address a peer's datagrams arrived at, which what we send it goes out from (the
+ * kernel's source address kept per endpoint), so a host with several addresses answers from the
+ * one the peer talks to. family AF_UNSPEC: none, the route chooses. Padding is always zero, so
+ * two sources compare with memcmp. */
+struct wgf_dp_source {
+    uint32_t family;  /* AF_INET, AF_INET6 or AF_UNSPEC */
+    uint32_t ifindex; /* the interface it arrived on: an IPv6 link-local source needs it */
+    union {
+        struct in_addr in4; /* IP_PKTINFO's ipi_spec_dst */
+        struct in6_addr in6;
+    } addr;
 };
 
 /* ---- lifecycle ---- */
@@ -200,6 +218,22 @@ int wgf_dp_peer_remove(struct wgf_dp *dp, uint32_t peer);
  * (or ask for a handshake again). 0, -ENOENT or -EAFNOSUPPORT. */
 int wgf_dp_peer_set_endpoint(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_endpoint *ep);
 int wgf_dp_peer_get_endpoint(struct wgf_dp *dp, uint32_t peer, union wgf_dp_endpoint *ep);
+/* As wgf_dp_peer_set_endpoint, and what we send the peer goes out from src (NULL or AF_UNSPEC:
+ * the route chooses), as a handshake that came to src from ep asks. Setting the endpoint alone
+ * (a configured one) forgets the source. Roaming keeps both up to date: each authenticated
+ * data message's source and local address. */
+int wgf_dp_peer_set_endpoint_from(struct wgf_dp *dp, uint32_t peer,
+                                  const union wgf_dp_endpoint *ep, const struct wgf_dp_source *src);
+int wgf_dp_peer_get_source(struct wgf_dp *dp, uint32_t peer, struct wgf_dp_source *src);
+
+/* Sends one handshake-type datagram (1 to WGF_DP_MSG_MAX bytes) for the control plane on the
+ * socket of to's family, from src when it is given (AF_INET/AF_INET6), else from the peer's
+ * source if peer (0: none) has one and its endpoint is to. A source the host no longer has (the
+ * send fails with EINVAL, EADDRNOTAVAIL or ENETUNREACH) is forgotten (the peer's too) and the
+ * route chooses: the kernel's rule. 0 or -errno (-EMSGSIZE: a bad length; -EAFNOSUPPORT: no
+ * socket for to). Any thread. */
+int wgf_dp_send_datagram(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_endpoint *to,
+                         const struct wgf_dp_source *src, const uint8_t *data, size_t len);
 
 /* The receiver index for the peer's new handshake: random, unique among every index the data
  * plane holds, and replacing (freeing) the index of the peer's previous handshake in flight.
@@ -297,6 +331,7 @@ void wgf_dp_events_ack(struct wgf_dp *dp);
 struct wgf_dp_handshake_msg {
     uint32_t len;
     union wgf_dp_endpoint source;
+    struct wgf_dp_source local; /* the address it came to (AF_UNSPEC if the kernel did not say) */
     uint8_t data[WGF_DP_MSG_MAX];
 };
 /* Pops up to max handshake datagrams (oldest first); returns how many. */
@@ -379,6 +414,7 @@ struct wgf_dp_stats {
     uint64_t udp_gso_sends;         /* sendmmsg entries carrying several datagrams */
     uint64_t udp_gso_refused; /* UDP GSO refused: off from then on, or (EMSGSIZE) for that size */
     uint64_t udp_gro_receives;      /* receives that returned several datagrams */
+    uint64_t source_forgotten;      /* a peer's source address was gone: the route chose */
     uint64_t keypairs_zeroed;       /* keypairs zeroed on schedule */
     uint64_t staged_held;           /* a gauge: staged buffers held now (of WGF_DP_STAGED_POOL) */
     uint64_t cookie_replies_sent;   /* cookie replies handed to the socket */

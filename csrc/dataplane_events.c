@@ -47,7 +47,7 @@ int wgf_dp_event_fd(struct wgf_dp *dp)
 /* ---- handshake datagrams ---- */
 
 int wgf_dp_queue_handshake(struct wgf_dp *dp, const uint8_t *data, size_t len,
-                           const union wgf_dp_endpoint *source)
+                           const union wgf_dp_endpoint *source, const struct wgf_dp_source *local)
 {
     if (len > WGF_DP_MSG_MAX)
         return -1;
@@ -62,6 +62,7 @@ int wgf_dp_queue_handshake(struct wgf_dp *dp, const uint8_t *data, size_t len,
     m->len = (uint32_t)len;
     memcpy(m->data, data, len);
     m->source = *source;
+    m->local = *local;
     dp->queue_count++;
     pthread_mutex_unlock(&dp->queue_lock);
     WGF_DP_STAT_ADD(dp, handshake_messages_up, 1);

@@ -91,6 +91,7 @@ void wgf_dp_send_cookie_replies(struct wgf_dp *dp)
                 family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
             msgs[m].msg_hdr.msg_iov = &iov[m];
             msgs[m].msg_hdr.msg_iovlen = 1;
+            wgf_dp_cmsg_build(&msgs[m].msg_hdr, dp->reply_cmsg[m], family, &dp->reply_from[i], 0, 0);
             m++;
         }
         if (m > 0 && fd >= 0) {
@@ -104,7 +105,7 @@ void wgf_dp_send_cookie_replies(struct wgf_dp *dp)
 }
 
 void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
-                            const union wgf_dp_endpoint *source)
+                            const union wgf_dp_endpoint *source, const struct wgf_dp_source *local)
 {
     uint32_t type = wgf_get_le32(msg);
     uint8_t src[WGF_COOKIE_SOURCE_MAX];
@@ -145,11 +146,13 @@ void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
     pthread_mutex_unlock(&dp->admit_lock);
     if (reason >= 0) {
         WGF_DP_DROP(dp, reason, 1);
-        if (answer) /* sent with the batch's others (wgf_dp_send_cookie_replies) */
+        if (answer) { /* sent with the batch's others (wgf_dp_send_cookie_replies) */
+            dp->reply_from[dp->n_replies] = *local;
             dp->reply_to[dp->n_replies++] = *source;
+        }
         return;
     }
-    wgf_dp_queue_handshake(dp, msg, len, source);
+    wgf_dp_queue_handshake(dp, msg, len, source, local);
 }
 
 int wgf_dp_set_identity(struct wgf_dp *dp, const uint8_t *public_key)

@@ -9,6 +9,7 @@
 #include "byteorder.h"
 #include "cookie.h"
 #include "dataplane.h"
+#include "ecn.h"
 #include "memzero.h"
 #include "ratelimiter.h"
 
@@ -32,6 +33,7 @@ struct wgf_dp_keypair_slot {
 struct wgf_dp_peer {
     uint32_t id;
     union wgf_dp_endpoint endpoint;
+    struct wgf_dp_source source; /* what we send it leaves from; AF_UNSPEC: the route chooses */
     struct wgf_dp_keypair_slot slots[WGF_DP_KEYPAIR_SLOTS];
     uint8_t previous, current, next; /* slot numbers or WGF_DP_SLOT_NONE */
     bool handshake_wanted;  /* a HANDSHAKE_WANTED event is out; cleared by a keypair install */
@@ -56,6 +58,19 @@ struct wgf_dp_peer {
     struct wgf_dp_peer *ev_prev, *ev_next;
 };
 
+/* Room for a datagram's control messages: a source (in6_pktinfo), a TOS / traffic class and a
+ * UDP_SEGMENT or UDP_GRO size. */
+#define WGF_DP_CMSG_SPACE 128
+
+/* What a datagram carries besides its bytes and destination; compared whole (memcmp) when
+ * datagrams are grouped for UDP GSO, so it is zeroed before it is filled. */
+struct wgf_dp_out_meta {
+    struct wgf_dp_source src; /* AF_UNSPEC, or the socket's family */
+    uint32_t peer;
+    uint8_t ecn; /* the inner packet's ECN field, for the outer header */
+    uint8_t pad[3];
+};
+
 /* Datagrams ready for sendmmsg, one array per socket. */
 enum { WGF_DP_FAM4 = 0, WGF_DP_FAM6 = 1 };
 struct wgf_dp_out {
@@ -63,6 +78,8 @@ struct wgf_dp_out {
     struct mmsghdr msgs[2][WGF_DP_BATCH];
     struct iovec iov[2][WGF_DP_BATCH];
     union wgf_dp_endpoint to[2][WGF_DP_BATCH];
+    struct wgf_dp_out_meta meta[2][WGF_DP_BATCH];
+    uint8_t cmsg[2][WGF_DP_BATCH][WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
 };
 
 /* Sealing happens outside dp->lock so that the receive thread's opening is not held up behind
@@ -76,6 +93,8 @@ struct wgf_dp_seal_run {
     int fam;
     socklen_t to_len;
     union wgf_dp_endpoint to;
+    struct wgf_dp_source src; /* AF_UNSPEC, or the family of the socket it goes out on */
+    uint32_t peer;
     size_t start, n; /* bufs[start..start+n) of the batch */
 };
 struct wgf_dp_seal_batch {
@@ -165,10 +184,16 @@ struct wgf_dp {
     struct mmsghdr rx_msgs[WGF_DP_BATCH];
     struct iovec rx_iov[WGF_DP_BATCH];
     union wgf_dp_endpoint rx_from[WGF_DP_BATCH];
-    /* Cookie replies made while handling one batch, sent together after it. */
+    /* Cookie replies made while handling one batch, sent together after it, each from the
+     * address its initiation came to (as any answer). */
     size_t n_replies;
     uint8_t replies[WGF_DP_BATCH][WGF_COOKIE_REPLY_LEN];
     union wgf_dp_endpoint reply_to[WGF_DP_BATCH];
+    struct wgf_dp_source reply_from[WGF_DP_BATCH];
+    uint8_t reply_cmsg[WGF_DP_BATCH][WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
+    struct wgf_dp_source rx_local[WGF_DP_BATCH]; /* the address each datagram came to */
+    uint8_t rx_tos[WGF_DP_BATCH];                /* and its outer TOS / traffic class */
+    uint8_t rx_cmsg[WGF_DP_BATCH][WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
 
     /* Handshake datagrams up to Python (dataplane_events.c). */
     pthread_mutex_t queue_lock;
@@ -210,9 +235,13 @@ void wgf_dp_want_handshake(struct wgf_dp *dp, struct wgf_dp_peer *p);
 /* Responder's next keypair authenticated data: previous <- current <- next. True when it flagged
  * staged packets for the send side (which the caller wakes once it dropped the lock). */
 bool wgf_dp_promote_next(struct wgf_dp *dp, struct wgf_dp_peer *p, uint64_t now);
-/* Authenticated data came from ep: it is the peer's endpoint now (reported when it changed). */
+/* Authenticated data came from ep to local: they are the peer's endpoint and source now (a new
+ * endpoint is reported). */
 void wgf_dp_peer_roamed(struct wgf_dp *dp, struct wgf_dp_peer *p, const union wgf_dp_endpoint *ep,
-                        uint64_t now);
+                        const struct wgf_dp_source *local, uint64_t now);
+/* Sending from src failed as if the host no longer had it: the peer forgets it (if it is still
+ * the peer's), so the route chooses from now on. Takes dp->lock. */
+void wgf_dp_peer_forget_source(struct wgf_dp *dp, uint32_t peer, const struct wgf_dp_source *src);
 /* Moves the packet in *buf (len bytes) to p's staged queue, giving *buf a free pool buffer in
  * exchange. Pushes out the oldest staged packet when the queue, the pool or the stranded
  * peers' share of it is full. */
@@ -237,7 +266,20 @@ void wgf_dp_signal(struct wgf_dp *dp);
 void wgf_dp_flush_signals(struct wgf_dp *dp);
 /* 0, or -1 when the queue is full (counted). Takes queue_lock only. */
 int wgf_dp_queue_handshake(struct wgf_dp *dp, const uint8_t *data, size_t len,
-                           const union wgf_dp_endpoint *source);
+                           const union wgf_dp_endpoint *source, const struct wgf_dp_source *local);
+
+/* dataplane_cmsg.c */
+/* Asks fd (a UDP socket of family) to report each datagram's local address and TOS. */
+void wgf_dp_cmsg_enable(int fd, int family);
+/* A received message's local address (AF_UNSPEC if not reported) and TOS (0 if not). */
+void wgf_dp_cmsg_parse(const struct msghdr *m, struct wgf_dp_source *local, uint8_t *tos);
+/* Points m's control at space (WGF_DP_CMSG_SPACE bytes, aligned) holding a source (when src is
+ * of family), a TOS / traffic class with ecn (when not 0) and a UDP_SEGMENT size (when not 0);
+ * at nothing when none applies. */
+void wgf_dp_cmsg_build(struct msghdr *m, uint8_t *space, int family,
+                       const struct wgf_dp_source *src, uint8_t ecn, uint16_t segment);
+/* Whether a send's errno says its source address is not (or no longer) the host's. */
+bool wgf_dp_source_gone(int err);
 
 /* dataplane_peer.c: the identity came or went; every peer's stranded state follows. Under
  * dp->lock. */
@@ -246,7 +288,7 @@ void wgf_dp_identity_changed(struct wgf_dp *dp);
 /* dataplane_handshake.c: a type 1, 2 or 3 datagram of the right size meets the DoS defence and
  * goes to the control queue, or is dropped (counted), or answered with a cookie reply. */
 void wgf_dp_admit_handshake(struct wgf_dp *dp, const uint8_t *msg, size_t len,
-                            const union wgf_dp_endpoint *source);
+                            const union wgf_dp_endpoint *source, const struct wgf_dp_source *local);
 /* Sends the cookie replies admission made during a batch (sendmmsg, one call per family). */
 void wgf_dp_send_cookie_replies(struct wgf_dp *dp);
 
@@ -263,6 +305,9 @@ void wgf_dp_seal_flush(struct wgf_dp *dp);
 int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p);
 /* sendmmsg everything in dp->out and empty it. Not under the lock. */
 void wgf_dp_transmit(struct wgf_dp *dp);
+/* Datagram k of dp->out's fam array could not leave from its source: it and every later one of
+ * the same peer and source go without (control rebuilt), and the peer forgets the source. */
+void wgf_dp_out_drop_source(struct wgf_dp *dp, int fam, unsigned k);
 /* One batch TUN -> UDP. 0 or a negative errno if the TUN fd failed. */
 int wgf_dp_send_from_tun(struct wgf_dp *dp);
 /* Flushes flagged staged queues and sends flagged keepalives. */

@@ -46,7 +46,7 @@ struct wgf_dp_offload {
     struct iovec gro_iov[WGF_GRO_MAX + 2];
     /* UDP send. */
     struct mmsghdr gso_msgs[WGF_DP_BATCH];
-    uint8_t gso_cmsg[WGF_DP_BATCH][WGF_UDP_CMSG_SPACE] __attribute__((aligned(8)));
+    uint8_t gso_cmsg[WGF_DP_BATCH][WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
     uint32_t gso_start[WGF_DP_BATCH], gso_len[WGF_DP_BATCH];
     socklen_t namelens[WGF_DP_BATCH];
     /* Datagrams this long or longer are not segmented: the path refused a segment of this size
@@ -61,7 +61,9 @@ struct wgf_dp_offload {
     struct mmsghdr gro_msgs[GRO_BUFS];
     struct iovec gro_recv_iov[GRO_BUFS];
     union wgf_dp_endpoint gro_from[GRO_BUFS];
-    uint8_t gro_cmsg[GRO_BUFS][WGF_UDP_CMSG_SPACE] __attribute__((aligned(8)));
+    uint8_t gro_cmsg[GRO_BUFS][WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
+    struct wgf_dp_source gro_local[GRO_BUFS];
+    uint8_t gro_tos[GRO_BUFS];
     uint8_t *rx_own[WGF_DP_BATCH]; /* the slots' own buffers, for plain receives */
 };
 
@@ -291,6 +293,18 @@ static size_t split_oversized_groups(struct wgf_dp_offload *o, const struct iove
     return out;
 }
 
+/* Group g's control: the source and ECN field of its first datagram (all agree), and its
+ * segment size when it carries several. */
+static void build_group_control(struct wgf_dp *dp, int fam, size_t g)
+{
+    struct wgf_dp_offload *o = dp->off;
+    struct wgf_dp_out *out = &dp->out;
+    unsigned s = o->gso_start[g];
+    uint16_t segment = o->gso_len[g] > 1 ? (uint16_t)out->iov[fam][s].iov_len : 0;
+    wgf_dp_cmsg_build(&o->gso_msgs[g].msg_hdr, o->gso_cmsg[g], out->to[fam][s].sa.sa_family,
+                      &out->meta[fam][s].src, out->meta[fam][s].ecn, segment);
+}
+
 /* Sends dp->out's datagrams of fam as GSO groups. Returns the index of the first datagram not
  * handed to the kernel because it refused GSO (then GSO is off, or off for segments of that
  * size and larger: gso_size_limit), or n when all went. */
@@ -302,9 +316,10 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
 
     for (unsigned i = 0; i < n; i++)
         o->namelens[i] = out->msgs[fam][i].msg_hdr.msg_namelen;
+    /* One control message covers a group: its datagrams share source and ECN field too. */
     size_t groups = wgf_udp_gso_groups(out->iov[fam], out->to[fam], sizeof(out->to[fam][0]),
-                                       o->namelens, n, WGF_UDP_GSO_MAX_SEGMENTS, o->gso_start,
-                                       o->gso_len);
+                                       o->namelens, out->meta[fam], sizeof(out->meta[fam][0]), n,
+                                       WGF_UDP_GSO_MAX_SEGMENTS, o->gso_start, o->gso_len);
     groups = split_oversized_groups(o, out->iov[fam], groups);
     for (size_t g = 0; g < groups; g++) {
         struct msghdr *m = &o->gso_msgs[g].msg_hdr;
@@ -314,8 +329,7 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
         m->msg_namelen = o->namelens[s];
         m->msg_iov = &out->iov[fam][s];
         m->msg_iovlen = o->gso_len[g];
-        if (o->gso_len[g] > 1)
-            wgf_udp_set_segment(m, o->gso_cmsg[g], (uint16_t)out->iov[fam][s].iov_len);
+        build_group_control(dp, fam, g);
     }
     size_t sent = 0;
     while (sent < groups) {
@@ -335,6 +349,14 @@ unsigned wgf_dp_transmit_gso(struct wgf_dp *dp, int fam, int fd)
         }
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0 && wgf_dp_source_gone(errno) &&
+            out->meta[fam][o->gso_start[sent]].src.family != 0) {
+            /* The source address is gone (before blaming GSO for an EINVAL): go without it. */
+            wgf_dp_out_drop_source(dp, fam, o->gso_start[sent]);
+            for (size_t g = sent; g < groups; g++)
+                build_group_control(dp, fam, g);
+            continue;
+        }
         if (r < 0 && errno == EMSGSIZE && o->gso_len[sent] > 1) {
             /* Segments too large for the path: this size and larger go plain from now on,
              * beginning with the rest of this batch. */
@@ -393,7 +415,7 @@ void wgf_dp_receive_gro(struct wgf_dp *dp, int fd)
         o->gro_msgs[i].msg_hdr.msg_iov = &o->gro_recv_iov[i];
         o->gro_msgs[i].msg_hdr.msg_iovlen = 1;
         o->gro_msgs[i].msg_hdr.msg_control = o->gro_cmsg[i];
-        o->gro_msgs[i].msg_hdr.msg_controllen = WGF_UDP_CMSG_SPACE;
+        o->gro_msgs[i].msg_hdr.msg_controllen = WGF_DP_CMSG_SPACE;
     }
     int n = recvmmsg(fd, o->gro_msgs, GRO_BUFS, MSG_DONTWAIT, NULL);
     WGF_DP_STAT_ADD(dp, recvmmsg_calls, 1);
@@ -406,6 +428,9 @@ void wgf_dp_receive_gro(struct wgf_dp *dp, int fd)
         uint8_t *buf = o->gro_mem + (size_t)i * GRO_BUF_SIZE;
         size_t len = o->gro_msgs[i].msg_len;
         size_t seg = wgf_udp_gro_size(&o->gro_msgs[i].msg_hdr);
+        /* The kernel coalesces only datagrams whose IP headers agree (TOS / traffic class
+         * included), so one report covers every segment. */
+        wgf_dp_cmsg_parse(&o->gro_msgs[i].msg_hdr, &o->gro_local[i], &o->gro_tos[i]);
         int flags = o->gro_msgs[i].msg_hdr.msg_flags & MSG_TRUNC;
         if (seg == 0 || seg > len)
             seg = len ? len : 1;
@@ -420,6 +445,8 @@ void wgf_dp_receive_gro(struct wgf_dp *dp, int fd)
             dp->rx_msgs[slots].msg_len = (unsigned)(len - off < seg ? len - off : seg);
             dp->rx_msgs[slots].msg_hdr.msg_flags = flags;
             dp->rx_from[slots] = o->gro_from[i];
+            dp->rx_local[slots] = o->gro_local[i];
+            dp->rx_tos[slots] = o->gro_tos[i];
             slots++;
             datagrams++;
             if (len == 0)

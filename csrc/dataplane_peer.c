@@ -125,8 +125,12 @@ static void update_stranded(struct wgf_dp *dp, struct wgf_dp_peer *p)
 }
 
 void wgf_dp_peer_roamed(struct wgf_dp *dp, struct wgf_dp_peer *p, const union wgf_dp_endpoint *ep,
-                        uint64_t now)
+                        const struct wgf_dp_source *local, uint64_t now)
 {
+    /* The kernel's rule: the latest authenticated packet names both ends, so a source the peer
+     * stopped talking to (an address that went away) is replaced by the one it talks to now. */
+    if (memcmp(&p->source, local, sizeof(*local)) != 0)
+        p->source = *local;
     if (memcmp(&p->endpoint, ep, sizeof(*ep)) == 0)
         return;
     p->endpoint = *ep;
@@ -335,8 +339,44 @@ int wgf_dp_peer_remove(struct wgf_dp *dp, uint32_t id)
     return 0;
 }
 
+void wgf_dp_peer_forget_source(struct wgf_dp *dp, uint32_t id, const struct wgf_dp_source *src)
+{
+    pthread_mutex_lock(&dp->lock);
+    struct wgf_dp_peer *p = wgf_dp_peer_find(dp, id);
+    if (p != NULL && memcmp(&p->source, src, sizeof(*src)) == 0)
+        memset(&p->source, 0, sizeof(p->source));
+    pthread_mutex_unlock(&dp->lock);
+}
+
+int wgf_dp_peer_get_source(struct wgf_dp *dp, uint32_t id, struct wgf_dp_source *src)
+{
+    struct wgf_dp_peer *p = lock_peer(dp, id);
+    if (p == NULL)
+        return -ENOENT;
+    *src = p->source;
+    pthread_mutex_unlock(&dp->lock);
+    return 0;
+}
+
 int wgf_dp_peer_set_endpoint(struct wgf_dp *dp, uint32_t id, const union wgf_dp_endpoint *ep)
 {
+    return wgf_dp_peer_set_endpoint_from(dp, id, ep, NULL);
+}
+
+int wgf_dp_peer_set_endpoint_from(struct wgf_dp *dp, uint32_t id, const union wgf_dp_endpoint *ep,
+                                  const struct wgf_dp_source *src)
+{
+    struct wgf_dp_source source;
+    memset(&source, 0, sizeof(source));
+    if (src != NULL && src->family == ep->sa.sa_family && src->family == AF_INET) {
+        source.family = AF_INET;
+        source.ifindex = src->ifindex;
+        source.addr.in4 = src->addr.in4;
+    } else if (src != NULL && src->family == ep->sa.sa_family && src->family == AF_INET6) {
+        source.family = AF_INET6;
+        source.ifindex = src->ifindex;
+        source.addr.in6 = src->addr.in6;
+    }
     union wgf_dp_endpoint copy;
     memset(&copy, 0, sizeof(copy));
     switch (ep->sa.sa_family) {
@@ -357,6 +397,7 @@ int wgf_dp_peer_set_endpoint(struct wgf_dp *dp, uint32_t id, const union wgf_dp_
         return -ENOENT;
     bool was_stranded = p->stranded;
     p->endpoint = copy;
+    p->source = source;
     update_stranded(dp, p);
     /* Packets may have waited for an endpoint rather than a keypair: send them, or ask for the
      * handshake again if the request went nowhere (made while the peer was stranded). A peer

@@ -151,8 +151,9 @@ static size_t accept_run(struct wgf_dp *dp, const struct wgf_dp_open_run *or, ui
     }
     if (packets == 0)
         return n_acc;
-    /* Roaming: the latest authenticated source is where the peer is now. */
-    wgf_dp_peer_roamed(dp, p, &dp->rx_from[last], now);
+    /* Roaming: the latest authenticated packet says where the peer is now, and which of our
+     * addresses it talks to. */
+    wgf_dp_peer_roamed(dp, p, &dp->rx_from[last], &dp->rx_local[last], now);
     /* For the timers: anything received ends "data sent, nothing received since". */
     p->activity.rx_any_ns = now;
     p->activity.tx_data_first_ns = 0;
@@ -245,6 +246,11 @@ static void handle_data(struct wgf_dp *dp, const size_t *data, size_t nd)
     if (kick)
         wgf_dp_kick(dp);
 
+    /* RFC 6040: congestion the outer header met is the inner packet's too. */
+    for (size_t a = 0; a < n_out; a++)
+        wgf_ecn_decapsulate(dp->rx_bufs[acc[a].slot] + WGF_DATA_HEADER_LEN, acc[a].len,
+                            dp->rx_tos[acc[a].slot]);
+
     if (dp->off != NULL && (wgf_dp_get_offloads(dp) & WGF_DP_OFFLOAD_TUN_VNET)) {
         uint8_t *pkts[WGF_DP_BATCH];
         size_t lens[WGF_DP_BATCH];
@@ -278,11 +284,15 @@ void wgf_dp_receive_udp(struct wgf_dp *dp, int fd)
         dp->rx_msgs[i].msg_hdr.msg_namelen = sizeof(dp->rx_from[i]);
         dp->rx_msgs[i].msg_hdr.msg_iov = &dp->rx_iov[i];
         dp->rx_msgs[i].msg_hdr.msg_iovlen = 1;
+        dp->rx_msgs[i].msg_hdr.msg_control = dp->rx_cmsg[i];
+        dp->rx_msgs[i].msg_hdr.msg_controllen = WGF_DP_CMSG_SPACE;
     }
     int n = recvmmsg(fd, dp->rx_msgs, WGF_DP_BATCH, MSG_DONTWAIT, NULL);
     WGF_DP_STAT_ADD(dp, recvmmsg_calls, 1);
     if (n <= 0)
         return; /* EAGAIN, or a queued ICMP error that this call has now cleared */
+    for (int i = 0; i < n; i++)
+        wgf_dp_cmsg_parse(&dp->rx_msgs[i].msg_hdr, &dp->rx_local[i], &dp->rx_tos[i]);
     WGF_DP_STAT_ADD(dp, recvmmsg_packets, n);
     wgf_dp_stat_max(&dp->stats.recvmmsg_max, (uint64_t)n);
     wgf_dp_handle_datagrams(dp, (size_t)n);
@@ -316,7 +326,7 @@ void wgf_dp_handle_datagrams(struct wgf_dp *dp, size_t n)
             if (len != handshake_size(word))
                 WGF_DP_DROP(dp, WGF_DROP_BAD_SIZE, 1);
             else
-                wgf_dp_admit_handshake(dp, b, len, &dp->rx_from[i]);
+                wgf_dp_admit_handshake(dp, b, len, &dp->rx_from[i], &dp->rx_local[i]);
         } else {
             WGF_DP_DROP(dp, WGF_DROP_BAD_TYPE, 1);
         }

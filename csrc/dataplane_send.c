@@ -15,9 +15,10 @@ static size_t padded_len(size_t len, unsigned mtu)
     return padded > mtu ? (len > mtu ? len : mtu) : padded;
 }
 
-int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
+/* Which of dp->out's arrays a datagram to ep goes to (see wgf_dp_out_family). */
+static int family_for(const struct wgf_dp *dp, const union wgf_dp_endpoint *ep)
 {
-    switch (p->endpoint.sa.sa_family) {
+    switch (ep->sa.sa_family) {
     case AF_INET:
         if (dp->udp4_fd >= 0)
             return WGF_DP_FAM4;
@@ -29,23 +30,28 @@ int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
     }
 }
 
-/* The peer's endpoint as the socket of fam wants it: an IPv4 endpoint on the IPv6 socket becomes
+int wgf_dp_out_family(const struct wgf_dp *dp, const struct wgf_dp_peer *p)
+{
+    return family_for(dp, &p->endpoint);
+}
+
+/* An endpoint as the socket of fam wants it: an IPv4 endpoint on the IPv6 socket becomes
  * ::ffff:a.b.c.d. */
-static socklen_t endpoint_for(const struct wgf_dp_peer *p, int fam, union wgf_dp_endpoint *to)
+static socklen_t endpoint_for(const union wgf_dp_endpoint *ep, int fam, union wgf_dp_endpoint *to)
 {
     memset(to, 0, sizeof(*to));
     if (fam == WGF_DP_FAM4) {
-        to->in4 = p->endpoint.in4;
+        to->in4 = ep->in4;
         return sizeof(to->in4);
     }
-    if (p->endpoint.sa.sa_family == AF_INET6) {
-        to->in6 = p->endpoint.in6;
+    if (ep->sa.sa_family == AF_INET6) {
+        to->in6 = ep->in6;
     } else {
         to->in6.sin6_family = AF_INET6;
-        to->in6.sin6_port = p->endpoint.in4.sin_port;
+        to->in6.sin6_port = ep->in4.sin_port;
         to->in6.sin6_addr.s6_addr[10] = 0xff;
         to->in6.sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&to->in6.sin6_addr.s6_addr[12], &p->endpoint.in4.sin_addr, 4);
+        memcpy(&to->in6.sin6_addr.s6_addr[12], &ep->in4.sin_addr, 4);
     }
     return sizeof(to->in6);
 }
@@ -62,7 +68,14 @@ void wgf_dp_seal_reserve(struct wgf_dp *dp, struct wgf_dp_peer *p, struct wgf_dp
     run->first_counter = kp->send_counter;
     kp->send_counter += n;
     run->fam = fam;
-    run->to_len = endpoint_for(p, fam, &run->to);
+    run->to_len = endpoint_for(&p->endpoint, fam, &run->to);
+    run->peer = p->id;
+    /* The source goes along when it fits the socket (not for an IPv4 endpoint that goes out as
+     * v4-mapped on the IPv6 socket). */
+    if (p->source.family == (uint32_t)run->to.sa.sa_family)
+        run->src = p->source;
+    else
+        memset(&run->src, 0, sizeof(run->src));
     run->start = sb->n_bufs;
     run->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -101,6 +114,13 @@ static void seal_one_run(struct wgf_dp *dp, struct wgf_dp_seal_run *run)
     for (size_t i = 0; i < run->n; i++) {
         uint8_t *b = bufs[i];
         size_t padded = padded_len(lens[i], dp->mtu);
+        /* RFC 6040: the outer header carries the inner packet's ECN field (read before sealing
+         * turns the packet into ciphertext; a keepalive has none). */
+        struct wgf_dp_out_meta *meta = &out->meta[fam][out->n[fam] + i];
+        memset(meta, 0, sizeof(*meta));
+        meta->src = run->src;
+        meta->peer = run->peer;
+        meta->ecn = wgf_ecn_inner(b + WGF_DATA_HEADER_LEN, lens[i]);
         uint64_t counter = run->first_counter + i;
         memset(b + WGF_DATA_HEADER_LEN + lens[i], 0, padded - lens[i]);
         b[0] = WGF_MSG_DATA;
@@ -125,7 +145,26 @@ static void seal_one_run(struct wgf_dp *dp, struct wgf_dp_seal_run *run)
         out->msgs[fam][k].msg_hdr.msg_namelen = run->to_len;
         out->msgs[fam][k].msg_hdr.msg_iov = &out->iov[fam][k];
         out->msgs[fam][k].msg_hdr.msg_iovlen = 1;
+        wgf_dp_cmsg_build(&out->msgs[fam][k].msg_hdr, out->cmsg[fam][k], run->to.sa.sa_family,
+                          &out->meta[fam][k].src, out->meta[fam][k].ecn, 0);
     }
+}
+
+void wgf_dp_out_drop_source(struct wgf_dp *dp, int fam, unsigned k)
+{
+    struct wgf_dp_out *out = &dp->out;
+    struct wgf_dp_source gone = out->meta[fam][k].src;
+    uint32_t peer = out->meta[fam][k].peer;
+    for (unsigned j = k; j < out->n[fam]; j++) {
+        struct wgf_dp_out_meta *meta = &out->meta[fam][j];
+        if (meta->peer != peer || memcmp(&meta->src, &gone, sizeof(gone)) != 0)
+            continue;
+        memset(&meta->src, 0, sizeof(meta->src));
+        wgf_dp_cmsg_build(&out->msgs[fam][j].msg_hdr, out->cmsg[fam][j],
+                          out->to[fam][j].sa.sa_family, NULL, meta->ecn, 0);
+    }
+    WGF_DP_STAT_ADD(dp, source_forgotten, 1);
+    wgf_dp_peer_forget_source(dp, peer, &gone);
 }
 
 void wgf_dp_seal_flush(struct wgf_dp *dp)
@@ -153,6 +192,11 @@ void wgf_dp_transmit(struct wgf_dp *dp)
             }
             if (r < 0 && errno == EINTR)
                 continue;
+            if (r < 0 && wgf_dp_source_gone(errno) && dp->out.meta[fam][sent].src.family != 0) {
+                /* The address it was to leave from is gone: the route chooses, as the kernel. */
+                wgf_dp_out_drop_source(dp, fam, sent);
+                continue;
+            }
             if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
                 /* This one datagram failed (unreachable, too big): skip it, send the rest. */
                 WGF_DP_DROP(dp, WGF_DROP_UDP_SEND, 1);
@@ -360,4 +404,69 @@ void wgf_dp_do_pending_work(struct wgf_dp *dp)
         wgf_dp_seal_flush(dp);
         wgf_dp_transmit(dp);
     }
+}
+
+/* One datagram to `to` from src (or from the route's choice when src is NULL): 0 or -errno. */
+static int send_one(int fd, const union wgf_dp_endpoint *to, socklen_t to_len,
+                    const struct wgf_dp_source *src, const uint8_t *data, size_t len)
+{
+    uint8_t control[WGF_DP_CMSG_SPACE] __attribute__((aligned(8)));
+    struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+    struct msghdr m = {.msg_name = (void *)to, .msg_namelen = to_len, .msg_iov = &iov,
+                       .msg_iovlen = 1};
+    wgf_dp_cmsg_build(&m, control, to->sa.sa_family, src, 0, 0);
+    ssize_t r;
+    do
+        r = sendmsg(fd, &m, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : 0;
+}
+
+int wgf_dp_send_datagram(struct wgf_dp *dp, uint32_t peer, const union wgf_dp_endpoint *to,
+                         const struct wgf_dp_source *src, const uint8_t *data, size_t len)
+{
+    union wgf_dp_endpoint ep; /* to, its padding zeroed, to compare with the peer's */
+    struct wgf_dp_source source;
+    memset(&ep, 0, sizeof(ep));
+    memset(&source, 0, sizeof(source));
+    if (len == 0 || len > WGF_DP_MSG_MAX)
+        return -EMSGSIZE; /* handshake messages only */
+    if (to->sa.sa_family == AF_INET)
+        ep.in4 = to->in4;
+    else if (to->sa.sa_family == AF_INET6)
+        ep.in6 = to->in6;
+    else
+        return -EAFNOSUPPORT;
+    if (src != NULL && src->family == (uint32_t)to->sa.sa_family) {
+        source.family = src->family;
+        source.ifindex = src->ifindex;
+        source.addr = src->addr;
+    } else if (peer != 0) {
+        pthread_mutex_lock(&dp->lock);
+        struct wgf_dp_peer *p = wgf_dp_peer_find(dp, peer);
+        if (p != NULL && memcmp(&p->endpoint, &ep, sizeof(ep)) == 0)
+            source = p->source;
+        pthread_mutex_unlock(&dp->lock);
+    }
+    /* The sockets are replaced only under control_lock (wgf_dp_set_sockets). */
+    pthread_mutex_lock(&dp->control_lock);
+    int fam = family_for(dp, &ep), err;
+    if (fam < 0) {
+        err = -EAFNOSUPPORT;
+    } else {
+        union wgf_dp_endpoint dest;
+        socklen_t dest_len = endpoint_for(&ep, fam, &dest);
+        int fd = fam == WGF_DP_FAM4 ? dp->udp4_fd : dp->udp6_fd;
+        bool has_source = source.family == (uint32_t)dest.sa.sa_family;
+        err = send_one(fd, &dest, dest_len, has_source ? &source : NULL, data, len);
+        if (has_source && wgf_dp_source_gone(-err)) {
+            /* The address is not the host's (any more): the route chooses, as the kernel. */
+            err = send_one(fd, &dest, dest_len, NULL, data, len);
+            if (peer != 0) /* a no-op unless the source was the peer's */
+                wgf_dp_peer_forget_source(dp, peer, &source);
+            WGF_DP_STAT_ADD(dp, source_forgotten, 1);
+        }
+    }
+    pthread_mutex_unlock(&dp->control_lock);
+    return err;
 }

@@ -145,11 +145,12 @@ void wgf_udp_set_segment(struct msghdr *m, void *space, uint16_t size);
 /* A received message's UDP_GRO segment size, or 0 when there is none. */
 size_t wgf_udp_gro_size(const struct msghdr *m);
 /* Splits n single-iovec datagrams into GSO groups: group g is datagrams [start[g], start[g] +
- * len[g]), all with the same destination (names[i], namelens[i] bytes), every one but the last
- * exactly as long as the first, the last no longer, at most max_segments and
- * WGF_UDP_GSO_MAX_BYTES in all. Returns the number of groups. */
+ * len[g]), all with the same destination (names[i], namelens[i] bytes) and the same key
+ * (keys[i], key_len bytes each, what one control message says for all: source, ECN; keys may be
+ * NULL), every one but the last exactly as long as the first, the last no longer, at most
+ * max_segments and WGF_UDP_GSO_MAX_BYTES in all. Returns the number of groups. */
 size_t wgf_udp_gso_groups(const struct iovec *iov, const void *names, size_t name_stride,
-                          const socklen_t *namelens, size_t n, size_t max_segments,
-                          uint32_t *start, uint32_t *len);
+                          const socklen_t *namelens, const void *keys, size_t key_len, size_t n,
+                          size_t max_segments, uint32_t *start, uint32_t *len);
 
 #endif

@@ -54,10 +54,10 @@ size_t wgf_udp_gro_size(const struct msghdr *m)
 }
 
 size_t wgf_udp_gso_groups(const struct iovec *iov, const void *names, size_t name_stride,
-                          const socklen_t *namelens, size_t n, size_t max_segments,
-                          uint32_t *start, uint32_t *len)
+                          const socklen_t *namelens, const void *keys, size_t key_len, size_t n,
+                          size_t max_segments, uint32_t *start, uint32_t *len)
 {
-    const uint8_t *name = names;
+    const uint8_t *name = names, *key = keys;
     size_t groups = 0;
     for (size_t i = 0; i < n;) {
         size_t size = iov[i].iov_len, bytes = size, j = i + 1;
@@ -66,7 +66,8 @@ size_t wgf_udp_gso_groups(const struct iovec *iov, const void *names, size_t nam
         while (j < n && j - i < max_segments && iov[j - 1].iov_len == size &&
                iov[j].iov_len <= size && bytes + iov[j].iov_len <= WGF_UDP_GSO_MAX_BYTES &&
                namelens[j] == namelens[i] &&
-               memcmp(name + j * name_stride, name + i * name_stride, namelens[i]) == 0) {
+               memcmp(name + j * name_stride, name + i * name_stride, namelens[i]) == 0 &&
+               (key == NULL || memcmp(key + j * key_len, key + i * key_len, key_len) == 0)) {
             bytes += iov[j].iov_len;
             j++;
         }

@@ -77,6 +77,29 @@ cdef object _dp_endpoint_tuple(const wgf_dp_endpoint *ep):
     return None
 
 
+cdef object _dp_source_tuple(const wgf_dp_source *src):
+    """A local source address as (host, ifindex), or None."""
+    cdef bytes raw = (<const char *>&src.addr)[:16]
+    if src.family == _dp_socket.AF_INET:
+        return (str(_dp_ipaddress.IPv4Address(raw[:4])), src.ifindex)
+    if src.family == _dp_socket.AF_INET6:
+        return (str(_dp_ipaddress.IPv6Address(raw)), src.ifindex)
+    return None
+
+
+cdef int _dp_source_fill(object source, wgf_dp_source *src) except -1:
+    """(host, ifindex) or None -> *src (zeroed; AF_UNSPEC for None)."""
+    memset(src, 0, sizeof(src[0]))
+    if source is None:
+        return 0
+    ip = _dp_ipaddress.ip_address(source[0])
+    cdef bytes packed = ip.packed
+    src.family = _dp_socket.AF_INET if ip.version == 4 else _dp_socket.AF_INET6
+    src.ifindex = int(source[1])
+    memcpy(<char *>&src.addr, <const char *>packed, len(packed))
+    return 0
+
+
 cdef const uint8_t *_dp_key(const uint8_t[::1] key) except NULL:
     if key.shape[0] != 32:
         raise ValueError(f"keys are 32 bytes, got {key.shape[0]}")
@@ -261,15 +284,44 @@ cdef class DataPlane:
         """Zeroes its keys, frees its indices, drops its staged packets and allowed IPs."""
         _dp_check(wgf_dp_peer_remove(self._live(), peer), "remove peer")
 
-    def set_endpoint(self, uint32_t peer, endpoint) -> None:
-        """endpoint: (host, port), (host, port, flowinfo, scope_id), or None to forget it."""
+    def set_endpoint(self, uint32_t peer, endpoint, source=None) -> None:
+        """endpoint: (host, port), (host, port, flowinfo, scope_id), or None to forget it.
+        source: the local (host, ifindex) a handshake from endpoint came to, which what the
+        peer is sent leaves from; None: the route chooses."""
         cdef wgf_dp_endpoint ep
+        cdef wgf_dp_source src
         cdef bytes raw
         memset(&ep, 0, sizeof(ep))
         if endpoint is not None:
             raw = _dp_endpoint_bytes(endpoint)
             memcpy(&ep, <const char *>raw, len(raw))
-        _dp_check(wgf_dp_peer_set_endpoint(self._live(), peer, &ep), "set endpoint")
+        _dp_source_fill(source, &src)
+        _dp_check(wgf_dp_peer_set_endpoint_from(self._live(), peer, &ep, &src), "set endpoint")
+
+    def get_source(self, uint32_t peer):
+        """The local (host, ifindex) the peer's packets leave from, or None (the route's)."""
+        cdef wgf_dp_source src
+        _dp_check(wgf_dp_peer_get_source(self._live(), peer, &src), "get source")
+        return _dp_source_tuple(&src)
+
+    def send_datagram(self, uint32_t peer, destination, const uint8_t[::1] data,
+                      source=None) -> None:
+        """Sends a handshake message to destination (host, port) from source (host, ifindex),
+        or else from the source of peer (0: none) if its endpoint is destination, falling back
+        to the route's choice when that address is gone. Raises OSError."""
+        cdef wgf_dp_endpoint to
+        cdef wgf_dp_source src
+        cdef bytes raw = _dp_endpoint_bytes(destination)
+        cdef wgf_dp *dp = self._live()
+        cdef int r
+        memset(&to, 0, sizeof(to))
+        memcpy(&to, <const char *>raw, len(raw))
+        _dp_source_fill(source, &src)
+        if data.shape[0] == 0:
+            raise ValueError("empty datagram")
+        with nogil:
+            r = wgf_dp_send_datagram(dp, peer, &to, &src, &data[0], <size_t>data.shape[0])
+        _dp_check(r, "send datagram")
 
     def get_endpoint(self, uint32_t peer):
         cdef wgf_dp_endpoint ep
@@ -387,9 +439,11 @@ cdef class DataPlane:
         """Readable once something waits for take_events()."""
         return wgf_dp_event_fd(self._live())
 
-    def take_events(self, size_t max_handshakes=256, size_t max_peers=1024) -> tuple:
+    def take_events(self, size_t max_handshakes=256, size_t max_peers=1024,
+                    bint with_local=False) -> tuple:
         """Acknowledges the event fd, then takes what waits: (handshakes, peer_events).
-        handshakes: (datagram, (host, port)) tuples, oldest first. peer_events: (peer, events,
+        handshakes: (datagram, (host, port)) tuples, oldest first; with_local, (datagram,
+        (host, port), local) with the local (host, ifindex) it came to, or None. peer_events: (peer, events,
         confirmed_index, retired_index, staged_dropped, confirmed_ns, endpoint, activity)
         tuples, activity being (tx_any_ns, rx_any_ns, tx_data_first_ns, rx_data_first_ns,
         rx_data_last_ns) with 0 for none. Whatever is left beyond the limits keeps the fd
@@ -405,8 +459,13 @@ cdef class DataPlane:
             n = wgf_dp_take_handshakes(dp, hs, min(<size_t>16, max_handshakes - taken))
             taken += n
             for k in range(n):
-                handshakes.append(((<const char *>hs[k].data)[:hs[k].len],
-                                   _dp_endpoint_tuple(&hs[k].source)))
+                if with_local:
+                    handshakes.append(((<const char *>hs[k].data)[:hs[k].len],
+                                       _dp_endpoint_tuple(&hs[k].source),
+                                       _dp_source_tuple(&hs[k].local)))
+                else:
+                    handshakes.append(((<const char *>hs[k].data)[:hs[k].len],
+                                       _dp_endpoint_tuple(&hs[k].source)))
             if n < 16:
                 break
         taken = 0
@@ -442,6 +501,7 @@ cdef class DataPlane:
             "tun_super_read": s.tun_super_read, "tun_super_written": s.tun_super_written,
             "udp_gso_sends": s.udp_gso_sends, "udp_gso_refused": s.udp_gso_refused,
             "udp_gro_receives": s.udp_gro_receives,
+            "source_forgotten": s.source_forgotten,
             "keypairs_zeroed": s.keypairs_zeroed, "staged_held": s.staged_held,
             "cookie_replies_sent": s.cookie_replies_sent,
             "cookie_replies_limited": s.cookie_replies_limited,

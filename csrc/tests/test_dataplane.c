@@ -416,9 +416,10 @@ WGF_TEST(dataplane_handshake_flood_cannot_crowd_out_peer_events)
     pair_open(&a, &b);
     uint8_t init[WGF_MSG_INITIATION_LEN] = {WGF_MSG_INITIATION};
     union wgf_dp_endpoint src = {.in4 = a.addr};
+    const struct wgf_dp_source local = {0};
     size_t queued = 0;
     for (int i = 0; i < WGF_DP_HANDSHAKE_QUEUE + 50; i++)
-        queued += wgf_dp_queue_handshake(b.dp, init, sizeof(init), &src) == 0;
+        queued += wgf_dp_queue_handshake(b.dp, init, sizeof(init), &src, &local) == 0;
     CHECK(queued == WGF_DP_HANDSHAKE_QUEUE);
     CHECK(stats_of(&b).drops[WGF_DROP_CONTROL_QUEUE_FULL] == 50);
     /* The keypair's confirmation still reaches Python. */

@@ -81,9 +81,10 @@ static void load_up(struct bench *b)
 {
     uint8_t msg[WGF_MSG_INITIATION_LEN];
     union wgf_dp_endpoint src = {.in4 = b->attacker_addr};
+    struct wgf_dp_source local = {.family = AF_UNSPEC};
     initiation(msg, 1);
     for (int i = 0; i < WGF_DP_UNDER_LOAD_QUEUE; i++)
-        CHECK(wgf_dp_queue_handshake(b->side.dp, msg, sizeof(msg), &src) == 0);
+        CHECK(wgf_dp_queue_handshake(b->side.dp, msg, sizeof(msg), &src, &local) == 0);
 }
 
 WGF_TEST(admission_without_identity_drops_every_handshake)

@@ -157,7 +157,7 @@ WGF_TEST(dataplane_ten_thousand_peers_lose_no_event_under_a_handshake_flood)
     int written = 0;
     for (int i = 0; i < flood || written < TRAFFIC; i++) {
         if (i < flood)
-            wgf_dp_queue_handshake(s.dp, init, sizeof(init), &src);
+            wgf_dp_queue_handshake(s.dp, init, sizeof(init), &src, &(struct wgf_dp_source){0});
         if (written < TRAFFIC && i % 2 == 0) { /* traffic and flood interleaved */
             uint8_t pkt[60];
             char dst[32];

@@ -441,7 +441,7 @@ WGF_TEST(offload_udp_gso_groups)
         to[i].sin_port = i == 6 ? 2 : 1;
         nl[i] = sizeof(to[i]);
     }
-    size_t g = wgf_udp_gso_groups(iov, to, sizeof(to[0]), nl, 10, 64, start, len);
+    size_t g = wgf_udp_gso_groups(iov, to, sizeof(to[0]), nl, NULL, 0, 10, 64, start, len);
     /* [100 100 100 50] [100 100] [100 (other port)] [100] [120 100]: a longer one starts anew. */
     CHECK(g == 5);
     CHECK(start[0] == 0 && len[0] == 4);
@@ -449,6 +449,10 @@ WGF_TEST(offload_udp_gso_groups)
     CHECK(start[2] == 6 && len[2] == 1);
     CHECK(start[3] == 7 && len[3] == 1);
     CHECK(start[4] == 8 && len[4] == 2);
-    g = wgf_udp_gso_groups(iov, to, sizeof(to[0]), nl, 3, 2, start, len);
+    g = wgf_udp_gso_groups(iov, to, sizeof(to[0]), nl, NULL, 0, 3, 2, start, len);
     CHECK(g == 2 && len[0] == 2 && len[1] == 1); /* the segment limit */
+    /* A key that differs (another ECN field or source) ends a group: one cmsg covers it. */
+    const uint8_t ecn[10] = {2, 2, 3, 3, 0, 0, 0, 0, 0, 0};
+    g = wgf_udp_gso_groups(iov, to, sizeof(to[0]), nl, ecn, 1, 4, 64, start, len);
+    CHECK(g == 2 && start[1] == 2 && len[0] == 2 && len[1] == 2);
 }

@@ -231,6 +231,10 @@ class Interface:
         self.sockets: UDPSockets | None = None
         self._runtime = _Runtime(AllowedIPs(_Routes(self.dataplane)))
         self._next_id = 1
+        # The handshake message being handled: where it came from and the local address it came
+        # to (host, ifindex), so that what answers it leaves from that address.
+        self._received_from: Address | None = None
+        self._received_at: tuple[str, int] | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._link: LinkWatcher | None = None
@@ -563,8 +567,7 @@ class Interface:
             if isinstance(out, Transmit):
                 # Down: the handshake timers retry once up. A peer's handshake message counts in
                 # its tx bytes once sent (cookie replies have no peer), as in the kernel.
-                sent = self.sockets is not None and self.sockets.send(out.destination, out.data)
-                if sent and out.peer is not None:
+                if self.sockets is not None and self._transmit(out) and out.peer is not None:
                     self._count_handshake(out.peer, tx=len(out.data))
                 continue
             peer_id = self.peer_ids.get(out.peer)
@@ -591,11 +594,31 @@ class Interface:
         if peer_id is not None:
             self.dataplane.count_bytes(peer_id, rx, tx)
 
+    def _local_source(self, destination: Address) -> tuple[str, int] | None:
+        """The local address the message being handled came to, if it came from destination
+        (an answer to it leaves from there, as the kernel's endpoint keeps its source)."""
+        return self._received_at if destination == self._received_from else None
+
+    def _transmit(self, out: Transmit) -> bool:
+        """Sends a handshake message through the data plane, which knows the peer's source
+        address (learnt from its data) and falls back to the route's when it is gone; whether
+        it went."""
+        peer_id = self.peer_ids.get(out.peer, 0) if out.peer is not None else 0
+        try:
+            self.dataplane.send_datagram(peer_id, out.destination, out.data,
+                                         self._local_source(out.destination))
+        except (OSError, ValueError) as exc:  # no route, no socket: the handshake timers retry
+            log.debug("sending %d bytes to %s failed: %s", len(out.data), out.destination, exc)
+            return False
+        return True
+
     def _install(self, peer_id: int, out: InstallKeypair) -> None:
         peer = self.state.peers.get(out.peer)
         try:
             if peer is not None and peer.endpoint is not None:
-                self.dataplane.set_endpoint(peer_id, peer.endpoint)  # where the handshake was
+                # Where the handshake was, and the address of ours it came to.
+                self.dataplane.set_endpoint(peer_id, peer.endpoint,
+                                            self._local_source(peer.endpoint))
             self.dataplane.install_keypair(
                 peer_id, out.local_index, out.remote_index, out.send_key, out.receive_key,
                 out.is_initiator, round(out.created * NSEC_PER_SEC),
@@ -612,7 +635,8 @@ class Interface:
     def _on_events(self) -> None:
         try:
             handshakes, peer_events = self.dataplane.take_events(HANDSHAKES_PER_WAKEUP,
-                                                                 PEER_EVENTS_PER_WAKEUP)
+                                                                 PEER_EVENTS_PER_WAKEUP,
+                                                                 with_local=True)
         except ValueError:  # closed under us while stopping
             return
         now = time.monotonic()
@@ -626,9 +650,10 @@ class Interface:
                 log.exception("internal error handling a data-plane event")
         # The data plane admitted these (mac1, cookies and the rate limit under load): each one
         # is worth the Noise step.
-        for data, source in handshakes:
+        for data, source, local in handshakes:
             if source is None:
                 continue
+            self._received_from, self._received_at = source, local
             try:
                 outputs = self.state.receive(data, source, now)
                 if self.state.received_from is not None:
@@ -636,6 +661,8 @@ class Interface:
                 self._carry_out(outputs, now)
             except Exception:  # one bad message must not stop the device
                 log.exception("internal error handling a handshake message")
+            finally:
+                self._received_from = self._received_at = None
         self._schedule_tick()  # what was left beyond the limits keeps the event fd readable
 
     def _on_peer_event(self, event: tuple, now: float) -> list[Output]:

@@ -4,9 +4,9 @@ As wireguard-go's StdNetBind does: both families listen on one port; port 0 lets
 it for the first socket and the second takes the same number (retrying with a fresh pick when
 that number is taken in the other family). A host without IPv6 gets an IPv4 socket alone.
 
-The data plane reads and writes these sockets from its own thread; Python only sends handshake
-messages on them (sendto of a whole datagram is atomic, so the two threads never interleave
-within one datagram).
+The data plane reads and writes these sockets, the control plane's handshake messages included
+(DataPlane.send_datagram, so that they leave from the peer's sticky source address); Python
+only binds them and sets their options.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ SOCKET_BUFFER_BYTES = 7 << 20  # what wireguard-go asks for: room for bursts of 
 RANDOM_PORT_ATTEMPTS = 16
 _NO_IPV6 = (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT)
 
-Address = tuple[str, int]
 
 
 @dataclass
@@ -93,23 +92,6 @@ class UDPSockets:
 
     def fileno6(self) -> int:
         return self.v6.fileno() if self.v6 is not None else -1
-
-    def send(self, destination: Address, data: bytes) -> bool:
-        """Send one datagram on the socket of the destination's family; False if it failed
-        (no socket of that family, no route, a full buffer: the handshake timers retry)."""
-        host, port = destination[0], destination[1]
-        is_v6 = ":" in host
-        sock = self.v6 if is_v6 else self.v4
-        if sock is None:
-            log.debug("no IPv%d socket to send to %s", 6 if is_v6 else 4, host)
-            return False
-        address = (host, port, 0, 0) if is_v6 else (host, port)
-        try:
-            sock.sendto(data, address)
-        except OSError as exc:
-            log.debug("sending %d bytes to %s:%d failed: %s", len(data), host, port, exc)
-            return False
-        return True
 
     def close(self) -> None:
         for sock in self.sockets():

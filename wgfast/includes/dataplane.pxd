@@ -11,6 +11,12 @@ cdef extern from "dataplane.h" nogil:
     union wgf_dp_endpoint:
         pass
 
+    # addr is a union of in_addr / in6_addr in C: only ever used through &addr.
+    struct wgf_dp_source:
+        uint32_t family
+        uint32_t ifindex
+        uint8_t addr[16]
+
     struct wgf_dp_keypair:
         uint32_t local_index
         uint32_t remote_index
@@ -36,6 +42,7 @@ cdef extern from "dataplane.h" nogil:
     struct wgf_dp_handshake_msg:
         uint32_t len
         wgf_dp_endpoint source
+        wgf_dp_source local
         uint8_t data[148]
 
     struct wgf_dp_peer_event:
@@ -64,7 +71,7 @@ cdef extern from "dataplane.h" nogil:
         uint64_t staged, staged_flushed
         uint64_t handshake_messages_up, events_up, event_signals
         uint64_t tun_super_read, tun_super_written
-        uint64_t udp_gso_sends, udp_gso_refused, udp_gro_receives
+        uint64_t udp_gso_sends, udp_gso_refused, udp_gro_receives, source_forgotten
         uint64_t keypairs_zeroed, staged_held, cookie_replies_sent, cookie_replies_limited
         uint64_t drops[1]  # WGF_DROP_COUNT entries; Cython only needs the name
 
@@ -101,6 +108,11 @@ cdef extern from "dataplane.h" nogil:
     int wgf_dp_peer_remove(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_set_endpoint(wgf_dp *dp, uint32_t peer, const wgf_dp_endpoint *ep)
     int wgf_dp_peer_get_endpoint(wgf_dp *dp, uint32_t peer, wgf_dp_endpoint *ep)
+    int wgf_dp_peer_set_endpoint_from(wgf_dp *dp, uint32_t peer, const wgf_dp_endpoint *ep,
+                                      const wgf_dp_source *src)
+    int wgf_dp_peer_get_source(wgf_dp *dp, uint32_t peer, wgf_dp_source *src)
+    int wgf_dp_send_datagram(wgf_dp *dp, uint32_t peer, const wgf_dp_endpoint *to,
+                             const wgf_dp_source *src, const uint8_t *data, size_t len)
     int wgf_dp_peer_begin_handshake(wgf_dp *dp, uint32_t peer, uint32_t *index)
     int wgf_dp_peer_end_handshake(wgf_dp *dp, uint32_t peer)
     int wgf_dp_peer_install_keypair(wgf_dp *dp, uint32_t peer, const wgf_dp_keypair *kp)
