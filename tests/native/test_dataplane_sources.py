@@ -10,6 +10,7 @@ packet (RFC 6040). Traffic stays on loopback.
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 from collections.abc import Iterator
@@ -52,8 +53,14 @@ def remote() -> Iterator[socket.socket]:
     sock.close()
 
 
+IDENTITY = bytes(32)  # the side's public key: what a sender's mac1 is keyed by
+
+
 def initiation() -> bytes:
-    return struct.pack("<I", 1) + bytes(144)
+    """An initiation the data plane admits: a valid mac1 for IDENTITY (the rest is zeros)."""
+    body = struct.pack("<I", 1) + bytes(112)
+    mac1_key = hashlib.blake2s(b"mac1----" + IDENTITY).digest()
+    return body + hashlib.blake2s(body, digest_size=16, key=mac1_key).digest() + bytes(16)
 
 
 def response() -> bytes:
@@ -62,6 +69,7 @@ def response() -> bytes:
 
 def test_a_handshake_reports_the_address_it_came_to(side: Side, remote: socket.socket) -> None:
     port = side.udp.getsockname()[1]
+    side.dp.set_identity(IDENTITY)
     side.start()
     remote.sendto(initiation(), ("127.0.0.5", port))
     assert wait_readable(side.dp.event_fd)
