@@ -8,13 +8,7 @@
 #include <string.h>
 
 #include "dataplane_internal.h"
-
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
+#include "udp_sockopt.h"
 
 _Static_assert(CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int)) +
                    CMSG_SPACE(sizeof(uint16_t)) <= WGF_DP_CMSG_SPACE,

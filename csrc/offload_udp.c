@@ -6,16 +6,7 @@
 
 #include "checksum.h"
 #include "offload.h"
-
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
+#include "udp_sockopt.h"
 
 int wgf_udp_enable_gro(int fd)
 {

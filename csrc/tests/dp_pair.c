@@ -86,6 +86,23 @@ void dp_point_at(struct dp_side *s, uint32_t peer, const struct sockaddr_in *to)
     CHECK(wgf_dp_peer_set_endpoint(s->dp, peer, &ep) == 0);
 }
 
+void dp_pair_open(struct dp_side *a, struct dp_side *b, uint32_t peer, unsigned mtu,
+                  uint64_t start)
+{
+    dp_side_open(a, peer, "10.0.0.2", mtu);
+    dp_side_open(b, peer, "10.0.0.1", mtu);
+    dp_fake_clock(a, start);
+    dp_fake_clock(b, start);
+    dp_point_at(a, peer, &b->addr);
+    dp_point_at(b, peer, &a->addr);
+}
+
+void dp_pair_close(struct dp_side *a, struct dp_side *b)
+{
+    dp_side_close(a);
+    dp_side_close(b);
+}
+
 int dp_handshake(struct dp_side *initiator, uint32_t peer_i, struct dp_side *responder,
                  uint32_t peer_r, uint64_t created, uint8_t seed)
 {

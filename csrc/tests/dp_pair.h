@@ -33,6 +33,11 @@ void dp_side_close(struct dp_side *s);
 /* Makes the side's data plane run on s->now, starting at `start` nanoseconds. */
 void dp_fake_clock(struct dp_side *s, uint64_t start);
 void dp_point_at(struct dp_side *s, uint32_t peer, const struct sockaddr_in *to);
+/* Two sides on fake clocks from `start`, a (10.0.0.1) and b (10.0.0.2), each routing the
+ * other's /32 to `peer` and pointed at the other's socket. */
+void dp_pair_open(struct dp_side *a, struct dp_side *b, uint32_t peer, unsigned mtu,
+                  uint64_t start);
+void dp_pair_close(struct dp_side *a, struct dp_side *b);
 /* A finished handshake: indices from each side's data plane, keys derived from seed. The
  * initiator's keypair is current at once, the responder's waits as next until data. Returns
  * 0, or the first error of an install. */

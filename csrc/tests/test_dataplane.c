@@ -20,18 +20,7 @@
 /* A: 10.0.0.1, B: 10.0.0.2, each routing the other's /32 to PEER_ID, on fake clocks. */
 static void pair_open(struct dp_side *a, struct dp_side *b)
 {
-    dp_side_open(a, PEER_ID, "10.0.0.2", MTU);
-    dp_side_open(b, PEER_ID, "10.0.0.1", MTU);
-    dp_fake_clock(a, T0);
-    dp_fake_clock(b, T0);
-    dp_point_at(a, PEER_ID, &b->addr);
-    dp_point_at(b, PEER_ID, &a->addr);
-}
-
-static void pair_close(struct dp_side *a, struct dp_side *b)
-{
-    dp_side_close(a);
-    dp_side_close(b);
+    dp_pair_open(a, b, PEER_ID, MTU, T0);
 }
 
 static struct wgf_dp_stats stats_of(struct dp_side *s)
@@ -94,7 +83,7 @@ WGF_TEST(dataplane_packets_cross_and_match)
     CHECK(info.tx_packets == 3 && info.rx_packets == 1 && info.current_send_counter == 3);
     /* Padded to 16, plus header and tag: 32 + 32, 32 + 336, 32 + 1420 (MTU caps padding). */
     CHECK(info.tx_bytes == 64 + 368 + 1452);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_activity_is_reported_when_due_and_coalesced)
@@ -139,7 +128,7 @@ WGF_TEST(dataplane_activity_is_reported_when_due_and_coalesced)
     a.now += WGF_ACTIVITY_REPORT_NS;
     wgf_dp_run_timers(a.dp);
     CHECK(!dp_signalled(&a) && dp_events(&a, ev, 4) == 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_staged_until_handshake)
@@ -168,7 +157,7 @@ WGF_TEST(dataplane_staged_until_handshake)
     }
     CHECK(stats_of(&a).staged_flushed == 5);
     CHECK(info_of(&a).staged == 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 /* The initiator confirms a new keypair with a keepalive only when no data does it: packets staged
@@ -198,7 +187,7 @@ WGF_TEST(dataplane_staged_packets_confirm_the_session_instead_of_a_keepalive)
         struct wgf_dp_stats st = stats_of(&a);
         CHECK(st.keepalives_sent == 0 && st.tx_packets == 1);
         CHECK(info_of(&a).tx_bytes == 16 + 112 + 16);
-        pair_close(&a, &b);
+        dp_pair_close(&a, &b);
     }
     /* Nothing staged: the confirmation is a keepalive; after data went, none. */
     struct dp_side a, b;
@@ -211,7 +200,7 @@ WGF_TEST(dataplane_staged_packets_confirm_the_session_instead_of_a_keepalive)
     dp_pump(&a, &b, 2);
     CHECK(stats_of(&a).keepalives_sent == 1);
     CHECK(wgf_dp_peer_confirm_session(a.dp, 99) == -ENOENT);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 /* The response's source is set as the endpoint before its keypair is installed: the handshake
@@ -233,7 +222,7 @@ WGF_TEST(dataplane_endpoint_update_keeps_the_pending_request)
     CHECK(dp_handshake(&a, PEER_ID, &b, PEER_ID, T0, 0xA5) == 0);
     dp_pump(&a, &b, 3);
     CHECK(dp_tun_read(&b, got, sizeof(got)) == 100);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 /* A peer stranded without an endpoint asked for a handshake that could not be sent: its
@@ -255,7 +244,7 @@ WGF_TEST(dataplane_endpoint_after_stranding_asks_again)
     dp_point_at(&a, PEER_ID, &b.addr);
     dp_pump(&a, &b, 2);
     CHECK(dp_events(&a, ev, 4) == 1 && ev[0].events == WGF_DP_EV_HANDSHAKE_WANTED);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_staged_queue_bounded_and_droppable)
@@ -283,7 +272,7 @@ WGF_TEST(dataplane_staged_queue_bounded_and_droppable)
     CHECK(write(a.tun[1], pkt, 100) == 100);
     dp_pump(&a, &b, 1);
     CHECK(dp_events(&a, ev, 4) == 1 && ev[0].events == WGF_DP_EV_HANDSHAKE_WANTED);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_stranded_peers_cannot_starve_the_pool)
@@ -331,7 +320,7 @@ WGF_TEST(dataplane_stranded_peers_cannot_starve_the_pool)
     pthread_mutex_lock(&a.dp->lock);
     CHECK(a.dp->stranded_staged == 0 && a.dp->pool_free == WGF_DP_STAGED_POOL);
     pthread_mutex_unlock(&a.dp->lock);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 /* Catches one datagram A seals, by pointing A at a socket the test reads. */
@@ -407,7 +396,7 @@ WGF_TEST(dataplane_replayed_tampered_unknown_are_counted_drops)
     CHECK(msgs[0].len == 148 && msgs[0].data[0] == 1);
     CHECK(msgs[0].source.sa.sa_family == AF_INET && msgs[0].source.in4.sin_port == sn.sin_port);
     close(sniffer);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_handshake_flood_cannot_crowd_out_peer_events)
@@ -436,7 +425,7 @@ WGF_TEST(dataplane_handshake_flood_cannot_crowd_out_peer_events)
     if (msgs != NULL)
         CHECK(wgf_dp_take_handshakes(b.dp, msgs, WGF_DP_HANDSHAKE_QUEUE) == queued);
     free(msgs);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_source_must_be_allowed_and_destination_routed)
@@ -457,7 +446,7 @@ WGF_TEST(dataplane_source_must_be_allowed_and_destination_routed)
     CHECK(stats_of(&a).drops[WGF_DROP_NO_PEER] == 2);
     /* A packet whose source B refused is not data for B's timers. */
     CHECK(info_of(&b).activity.rx_data_last_ns == 0 && info_of(&b).activity.rx_any_ns == T0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_keepalive_is_authenticated_not_written)
@@ -478,7 +467,7 @@ WGF_TEST(dataplane_keepalive_is_authenticated_not_written)
     CHECK(info.rx_bytes == 32);
     info = info_of(&a); /* a keepalive is no data: "data sent" does not start */
     CHECK(info.activity.tx_any_ns == T0 && info.activity.tx_data_first_ns == 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_batches_under_load)
@@ -512,7 +501,7 @@ WGF_TEST(dataplane_batches_under_load)
             (unsigned long long)sa.sendmmsg_packets, (unsigned long long)sa.sendmmsg_calls,
             (unsigned long long)sa.sendmmsg_max, (unsigned long long)sb.recvmmsg_packets,
             (unsigned long long)sb.recvmmsg_calls, (unsigned long long)sb.events_up);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_mtu_changes_keep_sessions_and_staged_packets)
@@ -545,7 +534,7 @@ WGF_TEST(dataplane_mtu_changes_keep_sessions_and_staged_packets)
     pthread_mutex_lock(&a.dp->lock);
     CHECK(a.dp->pool_free == WGF_DP_STAGED_POOL);
     pthread_mutex_unlock(&a.dp->lock);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_sockets_replaced_keep_sessions)
@@ -572,7 +561,7 @@ WGF_TEST(dataplane_sockets_replaced_keep_sessions)
     CHECK(wgf_dp_peer_get_endpoint(a.dp, PEER_ID, &ep) == 0 && ep.in4.sin_port == moved.sin_port);
     close(b.udp);
     b.udp = fresh;
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 static void *run_thread(void *arg)
@@ -605,7 +594,7 @@ WGF_TEST(dataplane_run_stops_and_reports_tun_failure)
     CHECK(pthread_create(&t, NULL, run_thread, b.dp) == 0);
     pthread_join(t, &ret);
     CHECK((intptr_t)ret < 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_rejects_bad_arguments)
@@ -634,7 +623,7 @@ WGF_TEST(dataplane_rejects_bad_arguments)
     for (uint32_t id = 100; id < 400; id++)
         found += wgf_dp_peer_get_info(a.dp, id, &info) == 0;
     CHECK(found == 150);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_without_sockets_is_a_device_that_is_down)

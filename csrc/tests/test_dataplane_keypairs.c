@@ -18,18 +18,7 @@
 
 static void pair_open(struct dp_side *a, struct dp_side *b)
 {
-    dp_side_open(a, PEER_ID, "10.0.0.2", MTU);
-    dp_side_open(b, PEER_ID, "10.0.0.1", MTU);
-    dp_fake_clock(a, T0);
-    dp_fake_clock(b, T0);
-    dp_point_at(a, PEER_ID, &b->addr);
-    dp_point_at(b, PEER_ID, &a->addr);
-}
-
-static void pair_close(struct dp_side *a, struct dp_side *b)
-{
-    dp_side_close(a);
-    dp_side_close(b);
+    dp_pair_open(a, b, PEER_ID, MTU, T0);
 }
 
 static void set_time(struct dp_side *a, struct dp_side *b, uint64_t t)
@@ -108,7 +97,7 @@ WGF_TEST(keypairs_indices_come_from_the_data_plane_and_stay_unique)
     for (uint32_t id = 101; id < 1100; id += 2)
         CHECK(wgf_dp_peer_remove(a.dp, id) == 0);
     CHECK(wgf_index_table_count(idx) == 1);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_initiator_keypair_is_current_at_once)
@@ -137,7 +126,7 @@ WGF_TEST(keypairs_initiator_keypair_is_current_at_once)
         zeroed += memcmp(&p->slots[i], zero, sizeof(zero)) == 0;
     pthread_mutex_unlock(&a.dp->lock);
     CHECK(zeroed == 1);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_responder_keypair_waits_in_next_until_data)
@@ -175,7 +164,7 @@ WGF_TEST(keypairs_responder_keypair_waits_in_next_until_data)
     struct wgf_dp_peer_event ev[2];
     CHECK(dp_events(&b, ev, 2) == 1 && (ev[0].events & WGF_DP_EV_KEYPAIR_CONFIRMED));
     CHECK(ev[0].confirmed_index == ib);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_unconfirmed_next_is_replaced_and_an_initiator_keypair_retires_current)
@@ -203,7 +192,7 @@ WGF_TEST(keypairs_unconfirmed_next_is_replaced_and_an_initiator_keypair_retires_
     slots_of(&b, s);
     CHECK(s[0] == n2 && s[1] == mine && s[2] == 0);
     CHECK(wgf_index_table_lookup(wgf_dp_index_table(b.dp), cur, &e) == -ENOENT);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_initiator_rekeys_on_send_after_rekey_after_time_responder_never)
@@ -228,7 +217,7 @@ WGF_TEST(keypairs_initiator_rekeys_on_send_after_rekey_after_time_responder_neve
     dp_pump(&a, &b, 2);
     CHECK(dp_tun_read(&a, got, sizeof(got)) == 100);
     CHECK(!(events_of(&b) & WGF_DP_EV_HANDSHAKE_WANTED));
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_rekey_after_messages_either_side)
@@ -261,7 +250,7 @@ WGF_TEST(keypairs_rekey_after_messages_either_side)
     CHECK(!a_to_b(&a, &b));
     struct wgf_dp_peer_info info;
     CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0 && info.staged == 1);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_reject_after_time_for_sending_and_receiving)
@@ -285,7 +274,7 @@ WGF_TEST(keypairs_reject_after_time_for_sending_and_receiving)
     struct wgf_dp_stats st;
     wgf_dp_get_stats(b.dp, &st);
     CHECK(st.drops[WGF_DROP_KEYPAIR_EXPIRED] == 1);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_initiator_last_minute_rekey_on_receive_once)
@@ -306,7 +295,7 @@ WGF_TEST(keypairs_initiator_last_minute_rekey_on_receive_once)
         wanted[i] = events_of(&a) & WGF_DP_EV_HANDSHAKE_WANTED;
     }
     CHECK(!wanted[0] && wanted[1] && !wanted[2]);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_zeroed_three_reject_times_after_the_last_session)
@@ -348,7 +337,7 @@ WGF_TEST(keypairs_zeroed_three_reject_times_after_the_last_session)
     CHECK(wgf_dp_peer_expire_later(b.dp, PEER_ID) == 0);
     CHECK(wgf_dp_peer_get_info(b.dp, PEER_ID, &info) == 0);
     CHECK(info.zero_at_ns == b.now + 3 * WGF_REJECT_AFTER_TIME_NS);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(keypairs_expired_by_configuration_ask_for_a_handshake_at_once)
@@ -371,5 +360,5 @@ WGF_TEST(keypairs_expired_by_configuration_ask_for_a_handshake_at_once)
     struct wgf_dp_peer_info info;
     CHECK(wgf_dp_peer_get_info(a.dp, PEER_ID, &info) == 0);
     CHECK(info.keypairs_live == 0 && info.staged == 1 && info.zero_at_ns == 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }

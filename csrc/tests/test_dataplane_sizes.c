@@ -22,18 +22,7 @@
 
 static void pair_open_mtu(struct dp_side *a, struct dp_side *b, unsigned mtu)
 {
-    dp_side_open(a, PEER_ID, "10.0.0.2", mtu);
-    dp_side_open(b, PEER_ID, "10.0.0.1", mtu);
-    dp_fake_clock(a, T0);
-    dp_fake_clock(b, T0);
-    dp_point_at(a, PEER_ID, &b->addr);
-    dp_point_at(b, PEER_ID, &a->addr);
-}
-
-static void pair_close(struct dp_side *a, struct dp_side *b)
-{
-    dp_side_close(a);
-    dp_side_close(b);
+    dp_pair_open(a, b, PEER_ID, mtu, T0);
 }
 
 static uint64_t drops(struct dp_side *s, int reason)
@@ -94,7 +83,7 @@ WGF_TEST(dataplane_buffers_follow_the_mtu_in_force)
     CHECK(wgf_dp_set_mtu(a.dp, 1280) == 0);
     CHECK(a.dp->tx_buf_size == 16 + 1280 + 32);
     CHECK(a.dp->rx_buf_size == 16 + 9008 + 16);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_jumbo_mtu_carries_jumbo_packets)
@@ -112,7 +101,7 @@ WGF_TEST(dataplane_jumbo_mtu_carries_jumbo_packets)
     dp_pump(&a, &b, 2);
     CHECK(drops(&a, WGF_DROP_OVERSIZE) == 1);
     CHECK(send_counter(&a) == 3);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_mtu_at_the_tun_limit)
@@ -125,7 +114,7 @@ WGF_TEST(dataplane_mtu_at_the_tun_limit)
     CHECK(crosses(&a, &b, LARGEST_OVER_UDP4, 5));
     CHECK(!crosses(&a, &b, LARGEST_OVER_UDP4 + 1, 6));
     CHECK(drops(&a, WGF_DROP_UDP_SEND) == 1);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_mtu_grows_and_shrinks_under_a_live_session)
@@ -147,7 +136,7 @@ WGF_TEST(dataplane_mtu_grows_and_shrinks_under_a_live_session)
     CHECK(wgf_dp_set_mtu(a.dp, 1420) == 0);
     CHECK(crosses(&a, &b, 1420, 5));
     CHECK(send_counter(&a) == 5); /* every one under the first keypair: the session stayed */
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 /* A full batch and more (WGF_DP_BATCH + 5 packets), written at once, all arrive intact at b. */
@@ -188,7 +177,7 @@ WGF_TEST(dataplane_whole_batch_crosses_plain_and_vnet_tun)
     CHECK(on == (WGF_DP_OFFLOAD_TUN_VNET | WGF_DP_OFFLOAD_TUN_GRO));
     whole_batch_crosses(&a, &b, true);
     CHECK(drops(&b, WGF_DROP_TUN_WRITE) == 0);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }
 
 WGF_TEST(dataplane_tun_vnet_flag_must_match_the_fd)
@@ -204,5 +193,5 @@ WGF_TEST(dataplane_tun_vnet_flag_must_match_the_fd)
     CHECK(wgf_dp_set_offloads(b.dp, WGF_DP_OFFLOAD_UDP_GSO) == -EINVAL);
     CHECK(wgf_dp_run_once(b.dp, 0) == -EINVAL);
     CHECK(wgf_dp_run(b.dp) == -EINVAL);
-    pair_close(&a, &b);
+    dp_pair_close(&a, &b);
 }

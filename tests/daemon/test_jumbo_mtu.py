@@ -15,22 +15,18 @@ it step down to 1420 together.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 
 import pytest
 
-from support import needs_cmd
 from support.netns import NetnsPool
 from support.tunnel import (
-    IPERF_PORT,
     IPERF_SECONDS,
     Side,
-    _reap,
     dump_peer,
     first_ping,
     iperf,
+    iperf3_end,
     make_pair,
     ping,
     tcp_transfer,
@@ -53,23 +49,8 @@ def latest_handshake(side: Side) -> int:
 
 def udp_iperf(client: Side, server: Side, address: str) -> int:
     """One UDP stream of UDP_DATAGRAM-byte datagrams for IPERF_SECONDS; the bytes received."""
-    needs_cmd("iperf3")
-    srv = server.ns.popen("iperf3", "-s", "-1", "-B", address, "-p", str(IPERF_PORT))
-    try:
-        args = ["iperf3", "-c", address, "-p", str(IPERF_PORT), "-t", str(IPERF_SECONDS), "-u",
-                "-b", UDP_RATE, "-l", str(UDP_DATAGRAM), "-J"]
-        report: dict = {}
-        for _ in range(20):  # the server needs a moment to listen
-            result = client.ns.run(*args, check=False, timeout=30)
-            report = json.loads(result.stdout or "{}")
-            if result.returncode == 0 and "error" not in report:
-                break
-            time.sleep(0.1)
-        end = report.get("end", {})
-        assert "sum_received" in end, report.get("error", report)
-        return int(end["sum_received"]["bytes"])
-    finally:
-        _reap(srv)
+    end = iperf3_end(client, server, address, "-u", "-b", UDP_RATE, "-l", str(UDP_DATAGRAM))
+    return int(end["sum_received"]["bytes"])
 
 
 # Pairwise: each role of wgfastd against the reference, each outer family, and wgfastd alone.

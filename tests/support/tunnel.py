@@ -228,15 +228,15 @@ def tcp_transfer(sender: Side, receiver: Side, address: str, tmp_path: Path) -> 
     assert digest == hashlib.sha256(payload).hexdigest()
 
 
-def iperf(client: Side, server: Side, address: str, reverse: bool = False) -> float:
-    """One TCP stream for IPERF_SECONDS; returns the receiver's Gbit/s."""
+def iperf3_end(client: Side, server: Side, address: str, *extra: str) -> dict:
+    """One iperf3 run of IPERF_SECONDS from client to server's address (`extra`: more client
+    options, e.g. -R or -u); its report's "end" section, which has a "sum_received"."""
     needs_cmd("iperf3")
     srv = server.ns.popen("iperf3", "-s", "-1", "-B", address, "-p", str(IPERF_PORT),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        args = ["iperf3", "-c", address, "-p", str(IPERF_PORT), "-t", str(IPERF_SECONDS), "-J"]
-        if reverse:
-            args.append("-R")
+        args = ["iperf3", "-c", address, "-p", str(IPERF_PORT), "-t", str(IPERF_SECONDS), "-J",
+                *extra]
         report: dict = {}
         for _ in range(20):  # the server needs a moment to listen
             result = client.ns.run(*args, check=False, timeout=30)
@@ -245,11 +245,16 @@ def iperf(client: Side, server: Side, address: str, reverse: bool = False) -> fl
                 break
             time.sleep(0.1)
         assert "sum_received" in report.get("end", {}), report.get("error", report)
-        received = report["end"]["sum_received"]
-        assert received["bytes"] > 0
-        return received["bits_per_second"] / 1e9
+        return report["end"]
     finally:
         _reap(srv)
+
+
+def iperf(client: Side, server: Side, address: str, reverse: bool = False) -> float:
+    """One TCP stream for IPERF_SECONDS; returns the receiver's Gbit/s."""
+    received = iperf3_end(client, server, address, *(["-R"] if reverse else []))["sum_received"]
+    assert received["bytes"] > 0
+    return received["bits_per_second"] / 1e9
 
 
 def _reap(proc: subprocess.Popen) -> None:
